@@ -1,0 +1,15 @@
+"""sicodec: learned, perceptual, progressive image compression with real files.
+
+    data = sicodec.compress("photo.png", model="hyperprior", quality=4)
+    image = sicodec.decompress(data)
+"""
+
+from .codec import compress, decompress, list_models, load_model
+from .errors import FormatError, ImageError, LimitError, ModelError, ModelMismatchError, SicodecError
+from .image import SicodecNotice, set_max_pixels
+
+__version__ = "0.1.0"
+__all__ = [
+    "compress", "decompress", "list_models", "load_model", "set_max_pixels",
+    "SicodecError", "FormatError", "ImageError", "LimitError", "ModelError", "ModelMismatchError", "SicodecNotice",
+]

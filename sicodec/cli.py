@@ -1,0 +1,179 @@
+"""The `sicodec` command line. Errors: one line on stderr and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .errors import SicodecError
+
+EXIT_ERROR, EXIT_INTERNAL = 1, 3
+
+
+def _say(msg: str) -> None:
+    print(f"sicodec: {msg}", file=sys.stderr)
+
+
+def _model_notes(model) -> None:
+    status = getattr(model, "status", "trained")
+    if status == "untrained":
+        _say(f"warning: model {model.name} is untrained (random weights); its reconstructions are not meaningful")
+    elif status == "preliminary":
+        _say(f"note: model {model.name} is only briefly trained ({model.trained_steps} steps); final weights will do better")
+
+
+def _read(path: str) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise SicodecError(f"{p}: no such file")
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise SicodecError(f"{p}: cannot read ({e.strerror})") from None
+
+
+def cmd_compress(a) -> None:
+    from .codec import compress, load_model
+    from .fileio import check_output, write_bytes_atomic
+
+    out = check_output(a.output, a.force)
+    model = load_model(a.model, a.quality)
+    _model_notes(model)
+    t = time.perf_counter()
+    data = compress(a.input, model=model)
+    dt = time.perf_counter() - t
+    write_bytes_atomic(out, data)
+    from .bitstream import parse
+
+    h = parse(data).header
+    print(f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
+          f"model {h.model}, {dt:.2f} s")
+
+
+def cmd_decompress(a) -> None:
+    from .codec import decompress
+    from .fileio import check_output, save_image_atomic
+
+    out = check_output(a.output, a.force)
+    t = time.perf_counter()
+    image = decompress(_read(a.input), model=a.model)
+    dt = time.perf_counter() - t
+    save_image_atomic(image, out)
+    print(f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {dt:.2f} s")
+
+
+def cmd_info(a) -> None:
+    from .bitstream import parse
+
+    data = _read(a.input)
+    f = parse(data)
+    h = f.header
+    px = h.width * h.height
+    print(f"file:        {a.input} ({len(data)} bytes, {8 * len(data) / px:.4f} bpp)")
+    print(f"model:       {h.model} (weights {h.fingerprint.hex()[:16]})")
+    print(f"image:       {h.width}x{h.height} {'grey' if h.grey else 'RGB'}"
+          f"{f', ICC profile {len(h.icc_profile)} bytes' if h.icc_profile else ''}")
+    print(f"sections:    {len(f.sections)} of {h.sections_total} present")
+    for i, (s, end) in enumerate(zip(f.sections, f.section_offsets()), start=1):
+        print(f"  section {i:2d}: {len(s):8d} bytes   file up to here: {end:8d} bytes, {8 * end / px:.4f} bpp")
+
+
+def cmd_models(a) -> None:
+    from .codec import list_models
+
+    for m in list_models():
+        print(f"{m['name']:16s} {m['status']:14s} {m['description']}")
+
+
+def cmd_roundtrip(a) -> None:
+    import numpy as np
+
+    from .codec import compress, decompress, load_model
+    from .image import prepare
+
+    model = load_model(a.model, a.quality)
+    _model_notes(model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = prepare(a.input)
+    t0 = time.perf_counter()
+    data = compress(a.input, model=model)
+    t1 = time.perf_counter()
+    out = decompress(data, model=model)
+    t2 = time.perf_counter()
+    rec = np.asarray(out.convert("RGB"), dtype=np.float64)
+    mse = float(np.mean((rec - ref.pixels.astype(np.float64)) ** 2))
+    psnr = 10 * np.log10(255.0**2 / mse) if mse > 0 else float("inf")
+    h, w = ref.pixels.shape[:2]
+    print(f"{a.input}: {w}x{h}, model {model.name}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, "
+          f"PSNR {psnr:.2f} dB, encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sicodec", description="Learned, perceptual, progressive image compression.")
+    p.add_argument("--version", action="version", version=f"sicodec {__import__('sicodec').__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_args(q, quality=True):
+        q.add_argument("--model", default="hyperprior", help="registered model name or .safetensors file")
+        if quality:
+            q.add_argument("--quality", type=int, help="quality (rate point) of the model family")
+
+    q = sub.add_parser("compress", help="image -> .sic file")
+    q.add_argument("input")
+    q.add_argument("output")
+    model_args(q)
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    q.set_defaults(fn=cmd_compress)
+
+    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension, PNG by default)")
+    q.add_argument("input")
+    q.add_argument("output")
+    q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    q.set_defaults(fn=cmd_decompress)
+
+    q = sub.add_parser("info", help="describe a .sic file: model, size, bytes and bpp per section")
+    q.add_argument("input")
+    q.set_defaults(fn=cmd_info)
+
+    q = sub.add_parser("models", help="list the registered models")
+    q.set_defaults(fn=cmd_models)
+
+    q = sub.add_parser("roundtrip", help="compress and decompress an image in memory; print size, bpp and PSNR")
+    q.add_argument("input")
+    model_args(q)
+    q.set_defaults(fn=cmd_roundtrip)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .image import SicodecNotice
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SicodecNotice)
+            try:
+                args.fn(args)
+            finally:
+                for w in caught:
+                    if issubclass(w.category, SicodecNotice):
+                        _say(f"note: {w.message}")
+        return 0
+    except SicodecError as e:
+        _say(f"error: {e}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except Exception as e:  # a bug: still one line, with what is needed to report it
+        _say(f"internal error: {type(e).__name__}: {e} (please report this)")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

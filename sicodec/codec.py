@@ -1,0 +1,125 @@
+"""Image <-> .sic bytes: model loading, padding, the container, fingerprints and colour handling.
+
+image -> prepare (orientation, colour) -> padded tensor -> model latents -> sections -> file, and back.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .bitstream import Header, SicFile, parse
+from .errors import FormatError, ModelError, ModelMismatchError
+from .image import prepare, to_pil
+from .models.base import LatentCodecModel
+from .models.registry import REGISTRY, WEIGHTS_DIR, ModelSpec, resolve
+
+DEFAULT_MODEL = "hyperprior"
+
+
+def weights_dirs() -> list[Path]:
+    """Where weights files are looked for: $SICODEC_WEIGHTS (folders, os.pathsep-separated), then the package."""
+    extra = [Path(p) for p in os.environ.get("SICODEC_WEIGHTS", "").split(os.pathsep) if p]
+    return extra + [WEIGHTS_DIR]
+
+
+def find_weights(spec: ModelSpec) -> Path | None:
+    for d in weights_dirs():
+        if spec.weights and (d / spec.weights).is_file():
+            return d / spec.weights
+    return None
+
+
+@lru_cache(maxsize=8)
+def _load_file(path: str, mtime: float) -> LatentCodecModel:
+    from .models.weights import load_weights
+
+    model, meta = load_weights(path)
+    model.name = meta.get("sicodec.name", model.arch)
+    model.status = meta.get("sicodec.status", "untrained" if meta.get("sicodec.trained_steps", "0") == "0" else "trained")
+    model.trained_steps = int(meta.get("sicodec.trained_steps", "0") or 0)
+    return model
+
+
+def load_model(model: str | os.PathLike | LatentCodecModel = DEFAULT_MODEL, quality: int | None = None) -> LatentCodecModel:
+    """A ready model: a registered name ('hyperprior', 'hyperprior-q4'), a weights file, or a model object."""
+    if isinstance(model, LatentCodecModel):
+        return model.eval()
+    path = Path(model)
+    if path.suffix == ".safetensors" or path.is_file():
+        if not path.is_file():
+            raise ModelError(f"{path}: no such weights file")
+        return _load_file(str(path.resolve()), path.stat().st_mtime)
+    spec = resolve(str(model), quality)
+    found = find_weights(spec)
+    if found is None:
+        raise ModelError(f"no weights for {spec.name} are installed (looked in: {', '.join(map(str, weights_dirs()))})")
+    m = _load_file(str(found.resolve()), found.stat().st_mtime)
+    m.name = spec.name
+    return m
+
+
+def list_models() -> list[dict]:
+    """Registered models, with whether their weights are installed and their training status."""
+    out = []
+    for spec in REGISTRY.values():
+        found = find_weights(spec)
+        status = "not installed"
+        if found is not None:
+            status = _load_file(str(found.resolve()), found.stat().st_mtime).status
+        out.append({"name": spec.name, "arch": spec.arch, "quality": spec.quality, "description": spec.description,
+                    "installed": found is not None, "status": status})
+    return out
+
+
+def _to_tensor(pixels: np.ndarray, stride: int) -> torch.Tensor:
+    """HxWx3 uint8 -> 1x3xH'xW' float in [0, 1], edges replicated up to a multiple of `stride`."""
+    h, w = pixels.shape[:2]
+    rows = np.minimum(np.arange(h + -h % stride), h - 1)
+    cols = np.minimum(np.arange(w + -w % stride), w - 1)
+    padded = pixels[rows][:, cols]
+    return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
+
+
+def compress(image, model: str | os.PathLike | LatentCodecModel = DEFAULT_MODEL, quality: int | None = None, **options) -> bytes:
+    """Image (path or PIL image) -> .sic bytes."""
+    m = load_model(model, quality)
+    img = prepare(image)
+    h, w = img.pixels.shape[:2]
+    x = _to_tensor(img.pixels, m.stride)
+    sections = m.compress_latents(x, **options)
+    header = Header(getattr(m, "name", m.arch), m.fingerprint(), m.tables_checksum(), w, h,
+                    grey=img.grey, seed=int(options.get("seed", 0)), sections_total=len(sections),
+                    icc_profile=img.icc_profile)
+    return SicFile(header, sections).to_bytes()
+
+
+def model_for(header: Header, model=None) -> LatentCodecModel:
+    """The model to decode a file with, refusing one whose weights differ from the encoder's."""
+    m = load_model(model if model is not None else header.model)
+    if m.fingerprint() != header.fingerprint:
+        raise ModelMismatchError(
+            f"file was made with other weights for {header.model} (file {header.fingerprint.hex()[:12]}, "
+            f"model {m.fingerprint().hex()[:12]}); decode it with the model that made it")
+    if m.tables_checksum() != header.tables_crc:
+        raise ModelMismatchError("this machine derives other coding tables than the encoder did; the file cannot be decoded exactly here")
+    return m
+
+
+def decompress(data: bytes, model=None, **options) -> Image.Image:
+    """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached."""
+    f = parse(data)
+    m = model_for(f.header, model)
+    if len(f.sections) < m.min_sections:
+        raise FormatError(f"file is truncated: it holds {len(f.sections)} of the {m.min_sections} sections needed")
+    if f.header.sections_total > m.max_sections:
+        raise FormatError(f"file declares {f.header.sections_total} sections; {m.name} writes at most {m.max_sections}")
+    h, w, s = f.header.height, f.header.width, m.stride
+    x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), seed=f.header.seed, **options)
+    pixels = (x_hat[0, :, :h, :w].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_pil(np.ascontiguousarray(pixels), f.header.grey, f.header.icc_profile)

@@ -1,0 +1,59 @@
+"""What every sicodec model provides to the codec: latents <-> sections, identity, coding tables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+from torch import nn
+
+from ..entropy.coding import MAX_SYMBOL_MAGNITUDE, tables_checksum
+from ..entropy.exact import Derived
+from ..errors import SicodecError
+
+
+class LatentCodecModel(nn.Module):
+    """Base of the registered models.
+
+    Subclasses set `arch`, `stride` (images are padded to a multiple of it), `min_sections` and
+    `max_sections`, keep their constructor arguments in `self.config`, and implement `forward`
+    (training), `compress_latents` (padded image -> sections) and `decompress_latents`
+    (sections -> padded reconstruction) and `coding_tables`.
+    """
+
+    arch: str = ""
+    stride: int = 1
+    min_sections: int = 1
+    max_sections: int = 1
+    config: dict
+
+    def __init__(self):
+        super().__init__()
+        self._fingerprint = Derived(self._compute_fingerprint)
+        self._tables_crc = Derived(lambda: tables_checksum(self.coding_tables()))
+
+    def fingerprint(self) -> bytes:
+        """16 bytes identifying the architecture, configuration and exact weights."""
+        return self._fingerprint.get(self)
+
+    def tables_checksum(self) -> int:
+        """CRC32 of the derived integer coding tables (refreshed whenever the weights change)."""
+        return self._tables_crc.get(self)
+
+    def _compute_fingerprint(self) -> bytes:
+        h = hashlib.sha256(json.dumps({"arch": self.arch, "config": self.config}, sort_keys=True).encode())
+        for name, t in sorted(self.state_dict().items()):
+            h.update(name.encode())
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.detach().to(torch.float32).cpu().contiguous().numpy().astype("<f4").tobytes())
+        return h.digest()[:16]
+
+    @staticmethod
+    def round_latent(v: torch.Tensor) -> torch.Tensor:
+        """Round a latent to integers; refuse (never clip) values that no table could code."""
+        if not torch.isfinite(v).all():
+            raise SicodecError("the model produced non-finite latents for this image")
+        if v.numel() and float(v.abs().max()) >= MAX_SYMBOL_MAGNITUDE:
+            raise SicodecError("the model produced latents too large to code for this image")
+        return torch.round(v)

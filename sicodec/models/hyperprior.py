@@ -1,0 +1,67 @@
+"""The scale-hyperprior codec of Ballé et al. (ICLR 2018).
+
+x -> g_a -> y -> round -> g_s -> x_hat, with side information z = h_a(|y|) coded under a factorized
+density and the scales of y's Gaussians given by h_s(z_hat). The file has two sections: z, then y.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..entropy.exact import Derived, ExactSequential, to_fixed
+from ..entropy.factorized import FactorizedDensity
+from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
+from .base import LatentCodecModel
+from .layers import GDN, conv, deconv
+
+
+class ScaleHyperprior(LatentCodecModel):
+    """N filters in the transforms, M latent channels (N, M = 128, 192 or 192, 320 in the paper)."""
+
+    arch = "hyperprior"
+    stride = 64  # total downsampling of z: images are padded to a multiple of it
+    min_sections = max_sections = 2
+
+    def __init__(self, N: int = 128, M: int = 192):
+        super().__init__()
+        self.config = {"N": N, "M": M}
+        self.g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+        self.g_s = nn.Sequential(
+            deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+            deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+        )
+        self.h_a = nn.Sequential(conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N))
+        self.h_s = nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1), nn.ReLU())
+        self.entropy_z = FactorizedDensity(N)
+        self.gaussian = GaussianConditional()
+        self._exact_h_s = Derived(lambda: ExactSequential(self.h_s))
+
+    def forward(self, x: torch.Tensor) -> dict:
+        """Training pass: reconstruction and the likelihoods of y and z."""
+        # Entropy models run in float32 even under bf16 autocast.
+        y = self.g_a(x).float()
+        z_hat, z_lik = self.entropy_z(self.h_a(y.abs()).float())
+        y_hat, y_lik = self.gaussian(y, self.h_s(z_hat).float())
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
+
+    def coding_tables(self) -> list:
+        return list(self.entropy_z.tables()) + list(gaussian_tables())
+
+    def _scales(self, z_int: torch.Tensor) -> torch.Tensor:
+        return self._exact_h_s.get(self.h_s)(to_fixed(z_int))
+
+    @torch.no_grad()
+    def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
+        y = self.g_a(x)
+        z_int = self.round_latent(self.h_a(y.abs()))
+        y_int = self.round_latent(y)
+        return [self.entropy_z.compress(z_int), self.gaussian.compress(y_int, *coding_params(self._scales(z_int)))]
+
+    @torch.no_grad()
+    def decompress_latents(self, sections: list[bytes], shape: tuple[int, int], **options) -> torch.Tensor:
+        h, w = shape[0] // self.stride, shape[1] // self.stride
+        z_int = self.entropy_z.decompress(sections[0], (1, self.config["N"], h, w))
+        scales = self._scales(z_int)
+        y_int = self.gaussian.decompress(sections[1], scales.shape, *coding_params(scales))
+        return self.g_s(y_int.to(torch.float32))

@@ -1,0 +1,41 @@
+"""Building blocks of the transforms: GDN / inverse GDN and strided 5x5 convolutions."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class GDN(nn.Module):
+    """Generalized divisive normalisation (Ballé et al. 2016): y_i = x_i / sqrt(beta_i + sum_j gamma_ij x_j^2).
+
+    beta and gamma are kept positive by a softplus; `inverse=True` multiplies instead (IGDN, used in g_s).
+    """
+
+    def __init__(self, channels: int, inverse: bool = False, gamma_init: float = 0.1):
+        super().__init__()
+        self.inverse = inverse
+        self.beta_raw = nn.Parameter(torch.full((channels,), _softplus_inverse(1.0)))
+        gamma = torch.full((channels, channels), 1e-4) + torch.eye(channels) * gamma_init
+        self.gamma_raw = nn.Parameter(_softplus_inverse(gamma))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        beta = F.softplus(self.beta_raw) + 1e-6
+        gamma = F.softplus(self.gamma_raw)
+        norm = F.conv2d(x * x, gamma[:, :, None, None].to(x.dtype), beta.to(x.dtype))
+        return x * torch.sqrt(norm) if self.inverse else x * torch.rsqrt(norm)
+
+
+def _softplus_inverse(x):
+    x = torch.as_tensor(x, dtype=torch.float32)
+    return x + torch.log(-torch.expm1(-x))
+
+
+def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """Transposed convolution that exactly multiplies the spatial size by `stride`."""
+    return nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=kernel // 2, output_padding=stride - 1)

@@ -1,0 +1,87 @@
+"""The one registry of models: name -> architecture, configuration, weights file and card."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ModelError
+from .base import LatentCodecModel
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+# Lambda ladder of the MSE models (255^2 scale), quality 1..8.
+HYPERPRIOR_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+
+
+def _architectures() -> dict[str, type[LatentCodecModel]]:
+    from .hyperprior import ScaleHyperprior
+
+    return {cls.arch: cls for cls in (ScaleHyperprior,)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model. `weights` is a file name in the package's weights folder."""
+
+    name: str
+    arch: str
+    config: dict = field(default_factory=dict)
+    weights: str | None = None
+    description: str = ""
+    quality: int | None = None
+
+    @property
+    def weights_path(self) -> Path | None:
+        return WEIGHTS_DIR / self.weights if self.weights else None
+
+    @property
+    def available(self) -> bool:
+        return self.weights_path is not None and self.weights_path.is_file()
+
+    def card(self) -> dict:
+        """The weights' card (training recipe and results), or {} when none ships."""
+        p = WEIGHTS_DIR / f"{self.name}.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _specs() -> list[ModelSpec]:
+    specs = []
+    for q, lmbda in enumerate(HYPERPRIOR_LAMBDAS, start=1):
+        config = {"N": 128, "M": 192} if q <= 5 else {"N": 192, "M": 320}
+        specs.append(ModelSpec(
+            name=f"hyperprior-q{q}", arch="hyperprior", config=config, weights=f"hyperprior-q{q}.safetensors",
+            description=f"Scale hyperprior (Ballé 2018), MSE, lambda {lmbda}", quality=q,
+        ))
+    return specs
+
+
+REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _specs()}
+
+
+def build_model(arch: str, **config) -> LatentCodecModel:
+    """A freshly initialised model of architecture `arch`."""
+    archs = _architectures()
+    if arch not in archs:
+        raise ModelError(f"unknown architecture {arch!r} (known: {', '.join(sorted(archs))})")
+    try:
+        return archs[arch](**config)
+    except TypeError as e:
+        raise ModelError(f"invalid configuration for {arch}: {e}") from None
+
+
+def resolve(name: str, quality: int | None = None) -> ModelSpec:
+    """A registered model by full name ('hyperprior-q3') or by family and quality ('hyperprior', 3)."""
+    if name in REGISTRY and quality is None:
+        return REGISTRY[name]
+    family = [s for s in REGISTRY.values() if s.arch == name or s.name.rsplit("-q", 1)[0] == name]
+    if not family:
+        raise ModelError(f"unknown model {name!r} (see `sicodec models`)")
+    if quality is None:  # the best available member, else the middle one
+        available = [s for s in family if s.available]
+        return (available or family)[len(available or family) // 2]
+    for s in family:
+        if s.quality == quality:
+            return s
+    raise ModelError(f"{name} has no quality {quality} (qualities: {', '.join(str(s.quality) for s in family)})")

@@ -1,0 +1,1 @@
+"""Training: image-folder data, rate-distortion losses and a resumable training loop."""

@@ -1,0 +1,25 @@
+"""Rate-distortion loss of the MSE-optimised models."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def bits(likelihoods: dict) -> torch.Tensor:
+    """Total information content, in bits, of all latents in `likelihoods`."""
+    return sum(-torch.log(lik.float()).sum() for lik in likelihoods.values()) / math.log(2)
+
+
+class RateDistortionLoss:
+    """lambda * 255^2 * MSE + bits per pixel (the usual ladder: lambda = 0.0018 ... 0.18)."""
+
+    def __init__(self, lmbda: float):
+        self.lmbda = lmbda
+
+    def __call__(self, out: dict, x: torch.Tensor) -> dict:
+        n, _, h, w = x.shape
+        bpp = bits(out["likelihoods"]) / (n * h * w)
+        mse = torch.mean((out["x_hat"].float() - x) ** 2)
+        return {"loss": self.lmbda * 255.0**2 * mse + bpp, "bpp": bpp, "mse": mse}
