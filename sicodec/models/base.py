@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -11,6 +12,22 @@ from torch import nn
 from ..entropy.coding import MAX_SYMBOL_MAGNITUDE, tables_checksum
 from ..entropy.exact import Derived
 from ..errors import SicodecError
+
+
+@contextmanager
+def reproducible_synthesis():
+    """Run convolutions on PyTorch's native GEMM kernels instead of oneDNN.
+
+    oneDNN's convolutions give slightly different float results for different thread counts,
+    which can flip a decoded pixel; the native kernels give the same bits whatever the thread count
+    (measured ~1.7x slower). Decoders use this so that a file always decodes to the same pixels.
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class LatentCodecModel(nn.Module):

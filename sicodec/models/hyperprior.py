@@ -12,7 +12,7 @@ from torch import nn
 from ..entropy.exact import Derived, ExactSequential, to_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
-from .base import LatentCodecModel
+from .base import LatentCodecModel, reproducible_synthesis
 from .layers import GDN, conv, deconv
 
 
@@ -64,4 +64,5 @@ class ScaleHyperprior(LatentCodecModel):
         z_int = self.entropy_z.decompress(sections[0], (1, self.config["N"], h, w))
         scales = self._scales(z_int)
         y_int = self.gaussian.decompress(sections[1], scales.shape, *coding_params(scales))
-        return self.g_s(y_int.to(torch.float32))
+        with reproducible_synthesis():
+            return self.g_s(y_int.to(torch.float32))

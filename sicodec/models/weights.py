@@ -16,11 +16,15 @@ from .base import LatentCodecModel
 from .registry import build_model
 
 
-def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, trained_steps: int = 0) -> None:
-    """Write `model` as safetensors (float16 by default), atomically, with arch and config in the metadata."""
+def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, trained_steps: int = 0,
+                 status: str | None = None) -> None:
+    """Write `model` as safetensors (float16 by default), atomically, with its name, architecture,
+    configuration and training status ('untrained', 'preliminary' or 'trained') in the metadata."""
     path = Path(path)
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    meta = {"sicodec.arch": model.arch, "sicodec.config": json.dumps(model.config), "sicodec.trained_steps": str(trained_steps)}
+    status = status or ("trained" if trained_steps else "untrained")
+    meta = {"sicodec.name": getattr(model, "name", model.arch), "sicodec.arch": model.arch,
+            "sicodec.config": json.dumps(model.config), "sicodec.trained_steps": str(trained_steps), "sicodec.status": status}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:

@@ -1,0 +1,155 @@
+"""Image <-> file: sizes, input kinds, fingerprints, and bit-exact determinism."""
+
+import hashlib
+import io
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sicodec
+from sicodec.errors import ImageError, ModelMismatchError
+from sicodec.models.base import reproducible_synthesis
+from conftest import kodak, make_tiny_model
+
+
+def _rt(model, image, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sicodec.SicodecNotice)
+        return sicodec.decompress(sicodec.compress(image, model=model, **kw), model=model)
+
+
+def _noise(rng, w, h, mode="RGB"):
+    a = rng.integers(0, 256, (h, w, 3) if mode == "RGB" else (h, w), dtype=np.uint8)
+    return Image.fromarray(a, mode)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 2000), (2000, 1), (65, 33), (33, 65), (64, 64), (130, 70)])
+def test_any_size_round_trips_to_the_same_size(tiny_model, rng, size):
+    out = _rt(tiny_model, _noise(rng, *size))
+    assert out.size == size and out.mode == "RGB"
+
+
+def test_reconstruction_matches_the_model_on_the_padded_image(tiny_model):
+    im = Image.open(kodak(1))
+    out = np.asarray(_rt(tiny_model, im), dtype=np.int16)
+    # An untrained model reconstructs badly, but the pixels must come from decoding the latents.
+    from sicodec.codec import _to_tensor
+
+    x = _to_tensor(np.asarray(im.convert("RGB")), tiny_model.stride)
+    with torch.no_grad():
+        y = torch.round(tiny_model.g_a(x))
+        ref = (tiny_model.g_s(y)[0, :, :512, :768].clamp(0, 1) * 255).round().permute(1, 2, 0).numpy()
+    assert np.abs(out - ref).max() <= 1
+
+
+def test_grey_input_decodes_grey(tiny_model, rng):
+    assert _rt(tiny_model, _noise(rng, 40, 30, "L")).mode == "L"
+    assert _rt(tiny_model, Image.new("1", (20, 20))).mode == "L"
+
+
+def test_sixteen_bit_grey_is_reduced_with_a_notice(tiny_model):
+    im = Image.fromarray(np.full((20, 30), 40000, dtype=np.uint16))
+    with pytest.warns(sicodec.SicodecNotice, match="16-bit"):
+        data = sicodec.compress(im, model=tiny_model)
+    assert sicodec.decompress(data, model=tiny_model).mode == "L"
+
+
+def test_palette_and_cmyk_are_converted_with_a_notice(tiny_model, rng):
+    with pytest.warns(sicodec.SicodecNotice, match="palette"):
+        sicodec.compress(_noise(rng, 30, 20).convert("P"), model=tiny_model)
+    with pytest.warns(sicodec.SicodecNotice, match="CMYK"):
+        sicodec.compress(_noise(rng, 30, 20).convert("CMYK"), model=tiny_model)
+
+
+def test_alpha_dropped_when_opaque_refused_when_translucent(tiny_model, rng):
+    im = _noise(rng, 30, 20).convert("RGBA")
+    with pytest.warns(sicodec.SicodecNotice, match="alpha"):
+        sicodec.compress(im, model=tiny_model)
+    im.putpixel((0, 0), (1, 2, 3, 100))
+    with pytest.raises(ImageError, match="transparency"):
+        sicodec.compress(im, model=tiny_model)
+
+
+def test_float_images_are_refused(tiny_model):
+    with pytest.raises(ImageError, match="mode F"):
+        sicodec.compress(Image.new("F", (10, 10)), model=tiny_model)
+
+
+def test_exif_orientation_is_applied(tiny_model, rng, tmp_path):
+    im = _noise(rng, 40, 20)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    path = tmp_path / "rotated.jpg"
+    im.save(path, exif=exif)
+    assert _rt(tiny_model, path).size == (20, 40)
+
+
+def test_icc_profile_is_kept(tiny_model, rng, tmp_path):
+    icc = b"fake-but-kept-icc-profile" * 10
+    path = tmp_path / "icc.png"
+    _noise(rng, 20, 20).save(path, icc_profile=icc)
+    assert _rt(tiny_model, path).info["icc_profile"] == icc
+
+
+def test_unreadable_inputs_are_image_errors(tiny_model, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    for source in (bad, tmp_path / "missing.png"):
+        with pytest.raises(ImageError):
+            sicodec.compress(source, model=tiny_model)
+
+
+def test_other_weights_are_refused_with_a_clear_message(tiny_model, rng):
+    data = sicodec.compress(_noise(rng, 32, 32), model=tiny_model)
+    with pytest.raises(ModelMismatchError, match="other weights"):
+        sicodec.decompress(data, model=make_tiny_model(seed=1))
+
+
+def test_file_names_the_model_and_decodes_from_a_weights_file(tiny_model, tiny_weights, rng):
+    im = _noise(rng, 50, 40)
+    data = sicodec.compress(im, model=tiny_weights)
+    assert sicodec.decompress(data, model=tiny_weights).tobytes() == _rt(tiny_model, im).tobytes()
+
+
+def test_many_random_images_round_trip_their_latents_exactly(tiny_model):
+    """Decoded latents equal the encoder's, so decoding reproduces the encoder's own reconstruction."""
+    gen = np.random.default_rng(99)
+    for i in range(25):
+        w, h = gen.integers(1, 150, 2)
+        a = gen.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        if i % 3 == 0:  # smooth images too, not only noise
+            a = np.cumsum(a, axis=1).astype(np.uint8)
+        x = sicodec.codec._to_tensor(a, tiny_model.stride)
+        sections = tiny_model.compress_latents(x)
+        with torch.no_grad(), reproducible_synthesis():
+            want = tiny_model.g_s(torch.round(tiny_model.g_a(x)))
+        got = tiny_model.decompress_latents(sections, tuple(x.shape[2:]))
+        assert torch.equal(got, want)
+
+
+_DECODE = """
+import sys, hashlib, torch
+torch.set_num_threads(int(sys.argv[1]))
+sys.path.insert(0, sys.argv[2])
+import sicodec
+from conftest import make_tiny_model
+data = open(sys.argv[3], 'rb').read()
+m = sicodec.load_model(sys.argv[4]) if len(sys.argv) > 4 else make_tiny_model()
+print(hashlib.sha256(sicodec.decompress(data, model=m).tobytes()).hexdigest())
+"""
+
+
+def test_same_pixels_with_one_or_two_threads_in_other_processes(tiny_model, tiny_weights, tmp_path):
+    path = tmp_path / "k.sic"
+    path.write_bytes(sicodec.compress(kodak(4), model=tiny_model))
+    here = str(__import__("pathlib").Path(__file__).parent)
+    local = hashlib.sha256(sicodec.decompress(path.read_bytes(), model=tiny_model).tobytes()).hexdigest()
+    runs = {subprocess.run([sys.executable, "-c", _DECODE, str(t), here, str(path), *extra],
+                           capture_output=True, text=True, check=True).stdout.strip()
+            for t in (1, 2) for extra in ([], [str(tiny_weights)])}
+    assert runs == {local}
