@@ -58,6 +58,8 @@ def train(
     np.random.seed(seed)
     torch.manual_seed(seed)
     model = build_model(arch, **(config or {}))
+    if crop % model.stride:
+        raise SicodecError(f"crop size {crop} must be a multiple of {model.stride} for {arch}")
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step = 0
     if resume and ckpt.exists():
