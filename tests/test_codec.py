@@ -153,3 +153,17 @@ def test_same_pixels_with_one_or_two_threads_in_other_processes(tiny_model, tiny
                            capture_output=True, text=True, check=True).stdout.strip()
             for t in (1, 2) for extra in ([], [str(tiny_weights)])}
     assert runs == {local}
+
+
+def test_huge_latents_are_coded_exactly_not_clipped(rng):
+    """A model whose latents are far outside every table still round-trips its latents exactly."""
+    m = make_tiny_model(seed=3)
+    with torch.no_grad():
+        m.g_a[-1].weight.mul_(1e5)
+    x = sicodec.codec._to_tensor(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), m.stride)
+    with torch.no_grad():
+        y = torch.round(m.g_a(x))
+    assert y.abs().max() > 1e5
+    sections = m.compress_latents(x)
+    with torch.no_grad(), reproducible_synthesis():
+        assert torch.equal(m.decompress_latents(sections, (64, 64)), m.g_s(y))
