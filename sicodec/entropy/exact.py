@@ -11,9 +11,13 @@ that guarantees this; real activations never come near it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from ..errors import ModelError
 
 ACT_BITS = 16  # fractional bits of activations
 WEIGHT_BITS = 14  # fractional bits of weights
@@ -36,7 +40,6 @@ class _ExactLayer:
 
     def __init__(self, module: nn.Module):
         self.module = module
-        self.kind = type(module)
         if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
             w = module.weight.detach().to(torch.float64)
             self.weight = torch.round(w * 2.0**WEIGHT_BITS)
@@ -45,13 +48,13 @@ class _ExactLayer:
             # Sum of |w| that reaches one output: Conv2d weight is (out, in, k, k), ConvTranspose2d (in, out, k, k).
             per_out = self.weight.abs().sum(dim=(1, 2, 3)) if isinstance(module, nn.Conv2d) else self.weight.abs().sum(dim=(0, 2, 3))
             worst = float(per_out.max()) if per_out.numel() else 1.0
-            self.clamp = float(torch.floor(torch.tensor((_EXACT_LIMIT - float(self.bias.abs().max())) / max(worst, 1.0))))
+            self.clamp = math.floor((_EXACT_LIMIT - float(self.bias.abs().max())) / max(worst, 1.0))
             if self.clamp < 2.0 ** (ACT_BITS + 8):
-                raise ValueError("weights too large for exact fixed-point evaluation")
+                raise ModelError("weights too large for exact fixed-point evaluation of the entropy parameters")
         elif isinstance(module, nn.LeakyReLU):
             self.slope = round(module.negative_slope * 2.0**_LEAKY_BITS)
         elif not isinstance(module, (nn.ReLU, nn.Identity)):
-            raise TypeError(f"no exact evaluation for {type(module).__name__}")
+            raise ModelError(f"no exact evaluation for {type(module).__name__} layers")
 
     def __call__(self, a: torch.Tensor) -> torch.Tensor:
         m = self.module
