@@ -138,21 +138,29 @@ torch.set_num_threads(int(sys.argv[1]))
 sys.path.insert(0, sys.argv[2])
 import sicodec
 from conftest import make_tiny_model
-data = open(sys.argv[3], 'rb').read()
-m = sicodec.load_model(sys.argv[4]) if len(sys.argv) > 4 else make_tiny_model()
-print(hashlib.sha256(sicodec.decompress(data, model=m).tobytes()).hexdigest())
+m = sicodec.load_model(sys.argv[3]) if sys.argv[3] != "-" else make_tiny_model()
+for path in sys.argv[4:]:
+    print(hashlib.sha256(sicodec.decompress(open(path, "rb").read(), model=m).tobytes()).hexdigest())
 """
 
 
 def test_same_pixels_with_one_or_two_threads_in_other_processes(tiny_model, tiny_weights, tmp_path):
-    path = tmp_path / "k.sic"
-    path.write_bytes(sicodec.compress(kodak(4), model=tiny_model))
+    """Real and random images decode identically in this process, in others, with 1 and 2 threads,
+    and with the model rebuilt in code or loaded from its saved weights."""
+    gen = np.random.default_rng(5)
+    images = [kodak(4), kodak(15)] + [Image.fromarray(gen.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8))
+                                      for h, w in gen.integers(20, 200, (6, 2))]
+    paths = []
+    for i, im in enumerate(images):
+        paths.append(tmp_path / f"{i}.sic")
+        paths[-1].write_bytes(sicodec.compress(im, model=tiny_model))
+    local = [hashlib.sha256(sicodec.decompress(p.read_bytes(), model=tiny_model).tobytes()).hexdigest() for p in paths]
     here = str(__import__("pathlib").Path(__file__).parent)
-    local = hashlib.sha256(sicodec.decompress(path.read_bytes(), model=tiny_model).tobytes()).hexdigest()
-    runs = {subprocess.run([sys.executable, "-c", _DECODE, str(t), here, str(path), *extra],
-                           capture_output=True, text=True, check=True).stdout.strip()
-            for t in (1, 2) for extra in ([], [str(tiny_weights)])}
-    assert runs == {local}
+    for threads in (1, 2):
+        for model in ("-", str(tiny_weights)):
+            r = subprocess.run([sys.executable, "-c", _DECODE, str(threads), here, model, *map(str, paths)],
+                               capture_output=True, text=True, check=True)
+            assert r.stdout.split() == local, (threads, model)
 
 
 def test_huge_latents_are_coded_exactly_not_clipped(rng):
