@@ -84,14 +84,19 @@ def _check_range(symbols: np.ndarray) -> None:
         raise SicodecError("a latent value is out of the codable range (the model output is broken for this input)")
 
 
+def _grouping(table_index: np.ndarray, n_tables: int) -> tuple[np.ndarray, np.ndarray]:
+    """The coding order (symbols sorted by table, stable) and each table's [start, end) in it."""
+    order = np.argsort(table_index, kind="stable")
+    return order, np.searchsorted(table_index[order], np.arange(n_tables + 1))
+
+
 def encode(symbols: np.ndarray, table_index: np.ndarray, tables: list[CodingTable]) -> bytes:
     """Code integer `symbols`, symbol i with `tables[table_index[i]]`, into bytes."""
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
     table_index = np.asarray(table_index, dtype=np.int64).ravel()
     _check_range(symbols)
-    order = np.argsort(table_index, kind="stable")
-    sym, tix = symbols[order], table_index[order]
-    bounds = np.searchsorted(tix, np.arange(len(tables) + 1))
+    order, bounds = _grouping(table_index, len(tables))
+    sym = symbols[order]
     groups, escaped = [], []
     for t, table in enumerate(tables):
         s = sym[bounds[t] : bounds[t + 1]] - table.offset
@@ -137,10 +142,8 @@ def decode(data: bytes, table_index: np.ndarray, tables: list[CodingTable]) -> n
         coder = constriction.stream.stack.AnsCoder(words)
     except ValueError as e:
         raise FormatError(f"corrupt coded data ({e})") from None
-    order = np.argsort(table_index, kind="stable")
-    tix = table_index[order]
-    bounds = np.searchsorted(tix, np.arange(len(tables) + 1))
-    sym = np.empty(len(tix), dtype=np.int64)
+    order, bounds = _grouping(table_index, len(tables))
+    sym = np.empty(len(table_index), dtype=np.int64)
     for t, table in enumerate(tables):
         count = int(bounds[t + 1] - bounds[t])
         if count:
