@@ -4,12 +4,12 @@
     image = sicodec.decompress(data)
 """
 
-from .codec import compress, decompress, list_models, load_model
+from .codec import compress, decompress, decompress_samples, list_models, load_model, truncate
 from .errors import FormatError, ImageError, LimitError, ModelError, ModelMismatchError, SicodecError
 from .image import SicodecNotice, set_max_pixels
 
 __version__ = "0.1.0"
 __all__ = [
-    "compress", "decompress", "list_models", "load_model", "set_max_pixels",
+    "compress", "decompress", "decompress_samples", "truncate", "list_models", "load_model", "set_max_pixels",
     "SicodecError", "FormatError", "ImageError", "LimitError", "ModelError", "ModelMismatchError", "SicodecNotice",
 ]

@@ -86,17 +86,41 @@ def _to_tensor(pixels: np.ndarray, stride: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
 
 
-def compress(image, model: str | os.PathLike | LatentCodecModel = DEFAULT_MODEL, quality: int | None = None, **options) -> bytes:
-    """Image (path or PIL image) -> .sic bytes."""
+def compress(image, model: str | os.PathLike | LatentCodecModel = DEFAULT_MODEL, quality: int | None = None,
+             level: int | None = None, bpp: float | None = None, seed: int = 0, **options) -> bytes:
+    """Image (path or PIL image) -> .sic bytes.
+
+    Progressive models (SIC): `level` keeps levels 1..level; `bpp` keeps the highest level whose
+    real file size fits the target; `seed` is stored for the decoder's sampling.
+    """
     m = load_model(model, quality)
+    if (level is not None or bpp is not None) and not m.progressive:
+        raise ModelError(f"{getattr(m, 'name', m.arch)} is not progressive: --level and --bpp need a SIC model")
+    if not 0 <= seed < 2**63:
+        raise ModelError("seed must be between 0 and 2**63 - 1")
     img = prepare(image)
     h, w = img.pixels.shape[:2]
     x = _to_tensor(img.pixels, m.stride)
     sections = m.compress_latents(x, **options)
     header = Header(getattr(m, "name", m.arch), m.fingerprint(), m.tables_checksum(), w, h,
-                    grey=img.grey, seed=int(options.get("seed", 0)), sections_total=len(sections),
-                    icc_profile=img.icc_profile)
-    return SicFile(header, sections).to_bytes()
+                    grey=img.grey, seed=seed, sections_total=len(sections), icc_profile=img.icc_profile)
+    f = SicFile(header, sections)
+    if bpp is not None:
+        fits = [k for k, end in enumerate(f.section_offsets()[1:], start=1) if 8 * end / (w * h) <= bpp]
+        if not fits:
+            raise ModelError(f"no level fits {bpp} bpp (level 1 needs {8 * f.section_offsets()[1] / (w * h):.4f} bpp)")
+        level = fits[-1] if level is None else min(level, fits[-1])
+    data = f.to_bytes()
+    return truncate(data, level) if level is not None else data
+
+
+def truncate(data: bytes, level: int) -> bytes:
+    """The prefix of a progressive file that holds levels 1..level (a valid, smaller file)."""
+    f = parse(data)
+    levels = len(f.sections) - 1
+    if not 1 <= level <= levels:
+        raise FormatError(f"level {level} is not in this file (it holds levels 1..{levels})")
+    return data[: f.section_offsets()[level]]
 
 
 def model_for(header: Header, model=None) -> LatentCodecModel:
@@ -111,15 +135,32 @@ def model_for(header: Header, model=None) -> LatentCodecModel:
     return m
 
 
-def decompress(data: bytes, model=None, **options) -> Image.Image:
-    """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached."""
+def decompress(data: bytes, model=None, level: int | None = None, mode: str | None = None, seed: int | None = None,
+               **options) -> Image.Image:
+    """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached.
+
+    Progressive files: `level` (default: all levels present), `mode` of the untransmitted slices
+    (`uniform` by default, `gaussian` or `mean`) and `seed` (default: the one stored in the file).
+    """
     f = parse(data)
     m = model_for(f.header, model)
+    if m.progressive:
+        options.update(level=level, mode=mode or "uniform", seed=f.header.seed if seed is None else seed)
+    elif level is not None or mode is not None or seed is not None:
+        raise ModelError(f"{f.header.model} files are not progressive: level, mode and seed do not apply")
     if len(f.sections) < m.min_sections:
         raise FormatError(f"file is truncated: it holds {len(f.sections)} of the {m.min_sections} sections needed")
     if f.header.sections_total > m.max_sections:
         raise FormatError(f"file declares {f.header.sections_total} sections; {m.name} writes at most {m.max_sections}")
     h, w, s = f.header.height, f.header.width, m.stride
-    x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), seed=f.header.seed, **options)
+    x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), **options)
     pixels = (x_hat[0, :, :h, :w].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return to_pil(np.ascontiguousarray(pixels), f.header.grey, f.header.icc_profile)
+
+
+def decompress_samples(data: bytes, samples: int, model=None, seed: int | None = None, **options) -> list[Image.Image]:
+    """`samples` members of the reconstructed synonymous set: seeds seed, seed + 1, ..."""
+    if samples < 1:
+        raise ModelError("samples must be at least 1")
+    base = parse(data).header.seed if seed is None else seed
+    return [decompress(data, model=model, seed=base + i, **options) for i in range(samples)]

@@ -40,6 +40,7 @@ class LatentCodecModel(nn.Module):
     """
 
     arch: str = ""
+    progressive: bool = False  # one section per level; decoders fill what a file does not carry
     stride: int = 1
     min_sections: int = 1
     max_sections: int = 1

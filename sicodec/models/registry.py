@@ -17,8 +17,9 @@ HYPERPRIOR_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.
 
 def _architectures() -> dict[str, type[LatentCodecModel]]:
     from .hyperprior import ScaleHyperprior
+    from .sic import SynonymousCodec
 
-    return {cls.arch: cls for cls in (ScaleHyperprior,)}
+    return {cls.arch: cls for cls in (ScaleHyperprior, SynonymousCodec)}
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,16 @@ def _specs() -> list[ModelSpec]:
             name=f"hyperprior-q{q}", arch="hyperprior", config=config, weights=f"hyperprior-q{q}.safetensors",
             description=f"Scale hyperprior (Ballé 2018), MSE, lambda {lmbda}", quality=q,
         ))
+    specs.append(ModelSpec(name="sic", arch="sic", weights="sic.safetensors",
+                           description="Synonymous Image Compression, CPU-sized default (conv transforms, 8 levels)"))
+    specs.append(ModelSpec(name="sic-paper", arch="sic", config=SIC_PAPER_CONFIG, weights="sic-paper.safetensors",
+                           description="Synonymous Image Compression, the paper's Swin configuration (16 levels)"))
     return specs
+
+
+# The SIC paper's configuration (Swin transforms, 512 latent channels in 16 slices of 32).
+SIC_PAPER_CONFIG = {"M": 512, "slices": 16, "hyper": 384, "transform": "swin", "param_hidden": 256,
+                    "swin": {"dims": [256, 384, 512, 512], "depths": [1, 2, 2, 3], "heads": 16, "window": 8}}
 
 
 REGISTRY: dict[str, ModelSpec] = {s.name: s for s in _specs()}

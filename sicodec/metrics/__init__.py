@@ -1,0 +1,28 @@
+"""Image quality metrics for evaluating the codec: PSNR, MS-SSIM, LPIPS (AlexNet, v0.1) and DISTS.
+
+    from sicodec import metrics
+    metrics.psnr(a, b); metrics.ms_ssim(a, b); metrics.lpips(a, b); metrics.dists(a, b)
+
+The functions take two uint8 HxWx3 arrays or PIL images of one size and return a float. Importing this package
+loads no network: LPIPS and DISTS weights are read on first use (see `weights.find_weights`: explicit `weights=`
+path, $SICODEC_METRIC_WEIGHTS, torch hub cache; never downloaded) and kept for the process. For training losses
+use the nn.Modules: `LPIPS.from_weights()`, `DISTS.from_weights()` (tensors in [0, 1]) and `ms_ssim_tensor`.
+
+Note: the names `lpips` and `dists` here are the functions; import the modules' contents with
+`from sicodec.metrics.lpips import ...` rather than `import sicodec.metrics.lpips as m`.
+"""
+
+from __future__ import annotations
+
+# The submodules hold only class and function definitions (torch is already loaded by sicodec itself);
+# they are imported before the functions below are bound, so `lpips` and `dists` stay functions.
+from . import dists as _dists_module, lpips as _lpips_module
+from .classic import ms_ssim, ms_ssim_tensor, psnr
+from .dists import DISTS, dists_score as dists, load_dists
+from .lpips import LPIPS, load_lpips, lpips_score as lpips
+from .weights import ENV_VAR, find_weights
+
+__all__ = [
+    "psnr", "ms_ssim", "lpips", "dists", "ms_ssim_tensor", "LPIPS", "DISTS", "load_lpips", "load_dists",
+    "find_weights", "ENV_VAR",
+]

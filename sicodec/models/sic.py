@@ -1,0 +1,181 @@
+"""Synonymous Image Compression (Liang et al., ICML 2025): a progressive codec with synonym sampling.
+
+The latent y is split into L channel slices. A file holds z, then slice 1, ..., slice L, one section
+each; level l is z plus slices 1..l, and any such prefix is a valid file. The Gaussian of slice k is
+conditioned on the hyper output and on the decoded slices before it (channel-conditional, decoded
+slice by slice in parallel over space). Slices a file does not carry are filled by the decoder from
+the hyper mean mu_h and scale sigma_h: `uniform` round(mu_h + U(-2, 2)) (the paper's default),
+`gaussian` round(mu_h + sigma_h * N(0, 1)) or `mean` mu_h (deterministic, lowest distortion), with a
+seeded generator so that a file and a seed always give the same pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..entropy.exact import Derived, ExactSequential, to_fixed, from_fixed
+from ..entropy.factorized import FactorizedDensity
+from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
+from ..errors import SicodecError
+from .base import LatentCodecModel, reproducible_synthesis
+from .layers import GDN, conv, deconv
+
+FILL_MODES = ("mean", "uniform", "gaussian")
+
+
+def conv_transforms(N: int, M: int) -> tuple[nn.Module, nn.Module]:
+    """GDN convolutional analysis/synthesis (stride 16), as in the hyperprior."""
+    g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+    g_s = nn.Sequential(deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+                        deconv(N, N), GDN(N, inverse=True), deconv(N, 3))
+    return g_a, g_s
+
+
+def _straight_through_round(y: torch.Tensor) -> torch.Tensor:
+    return y + (torch.round(y) - y).detach()
+
+
+class SynonymousCodec(LatentCodecModel):
+    """SIC model. `transform` is 'conv' (GDN, N filters) or 'swin' (the paper's Swin transforms)."""
+
+    arch = "sic"
+    progressive = True
+    stride = 64
+
+    def __init__(self, M: int = 256, slices: int = 8, N: int = 128, hyper: int = 128, transform: str = "conv",
+                 swin: dict | None = None, param_hidden: int = 128):
+        super().__init__()
+        if M % slices:
+            raise SicodecError(f"M={M} latent channels do not split into {slices} equal slices")
+        self.config = {"M": M, "slices": slices, "N": N, "hyper": hyper, "transform": transform,
+                       "swin": swin, "param_hidden": param_hidden}
+        self.slices, self.width = slices, M // slices
+        if transform == "conv":
+            self.g_a, self.g_s = conv_transforms(N, M)
+        elif transform == "swin":
+            from .swin import swin_transforms
+
+            self.g_a, self.g_s = swin_transforms(M, **(swin or {}))
+        else:
+            raise SicodecError(f"unknown transform {transform!r} (conv or swin)")
+        self.h_a = nn.Sequential(conv(M, hyper, 3, 1), nn.LeakyReLU(0.01), conv(hyper, hyper), nn.LeakyReLU(0.01), conv(hyper, hyper))
+        self.h_s = nn.Sequential(deconv(hyper, hyper), nn.ReLU(), deconv(hyper, hyper), nn.ReLU(), conv(hyper, 2 * M, 3, 1))
+        S = self.width
+        self.slice_params = nn.ModuleList(
+            nn.Sequential(conv(2 * S + k * S, param_hidden, 3, 1), nn.LeakyReLU(0.01),
+                          conv(param_hidden, param_hidden // 2, 3, 1), nn.LeakyReLU(0.01),
+                          conv(param_hidden // 2, 2 * S, 3, 1))
+            for k in range(slices))
+        self.entropy_z = FactorizedDensity(hyper)
+        self.gaussian = GaussianConditional()
+        self._exact = Derived(lambda: (ExactSequential(self.h_s), [ExactSequential(p) for p in self.slice_params]))
+
+    @property
+    def min_sections(self) -> int:
+        return 2
+
+    @property
+    def max_sections(self) -> int:
+        return 1 + self.slices
+
+    # --- shared arithmetic of the float (training) and exact (coding) paths --------------------
+    def _split_hyper(self, hyper: torch.Tensor):
+        """h_s output -> (mu_h, sigma_h) of every latent channel (sigma_h >= 0)."""
+        mu, sigma = hyper.chunk(2, dim=1)
+        return mu, sigma.clamp_min(0)
+
+    def _slice_input(self, k: int, mu_h, sigma_h, previous: list[torch.Tensor]) -> torch.Tensor:
+        S = self.width
+        return torch.cat([mu_h[:, k * S:(k + 1) * S], sigma_h[:, k * S:(k + 1) * S], *previous[:k]], dim=1)
+
+    def _slice_gaussian(self, k: int, out: torch.Tensor, mu_h, sigma_h):
+        """Slice k's mean and scale: the hyper values plus the slice network's residual."""
+        S = self.width
+        d_mu, d_sigma = out.chunk(2, dim=1)
+        return mu_h[:, k * S:(k + 1) * S] + d_mu, (sigma_h[:, k * S:(k + 1) * S] + d_sigma).clamp_min(0)
+
+    # --- training ---------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> dict:
+        """All slices transmitted: y, its rounded version, per-slice likelihoods, mu_h and sigma_h."""
+        y = self.g_a(x).float()
+        z_hat, z_lik = self.entropy_z(self.h_a(y).float())
+        mu_h, sigma_h = self._split_hyper(self.h_s(z_hat).float())
+        y_round = _straight_through_round(y)
+        S = self.width
+        slices = list(y_round.split(S, dim=1))
+        liks = []
+        for k in range(self.slices):
+            out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
+            mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
+            liks.append(self.gaussian(y[:, k * S:(k + 1) * S], scale, mean)[1])
+        return {"y": y, "y_hat": y_round, "mu_h": mu_h, "sigma_h": sigma_h,
+                "likelihoods": {"z": z_lik, **{f"y{k + 1}": lik for k, lik in enumerate(liks)}},
+                "x_hat": self.g_s(y_round)}
+
+    def fill(self, mu_h: torch.Tensor, sigma_h: torch.Tensor, mode: str, generator: torch.Generator | None = None):
+        """Values for untransmitted latents: `mean`, `uniform` or `gaussian` around mu_h."""
+        if mode == "mean":
+            return mu_h
+        if mode == "uniform":
+            noise = torch.rand(mu_h.shape, generator=generator, dtype=torch.float64).to(mu_h) * 4 - 2
+            return torch.round(mu_h + noise)
+        if mode == "gaussian":
+            noise = torch.randn(mu_h.shape, generator=generator, dtype=torch.float64).to(mu_h)
+            return torch.round(mu_h + sigma_h * noise)
+        raise SicodecError(f"unknown fill mode {mode!r} (choose from {', '.join(FILL_MODES)})")
+
+    def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None):
+        """Reconstruction from slices 1..level of y_hat, the rest filled (training and evaluation)."""
+        c = level * self.width
+        y_fill = self.fill(mu_h[:, c:], sigma_h[:, c:], mode, generator)
+        y_mix = torch.cat([y_hat[:, :c], y_fill.detach() if mode != "mean" else y_fill], dim=1)
+        return self.g_s(y_mix), y_mix
+
+    # --- coding -------------------------------------------------------------------------------------
+    def coding_tables(self) -> list:
+        return list(self.entropy_z.tables()) + list(gaussian_tables())
+
+    def _exact_hyper(self, z_int):
+        h_s, _ = self._exact.get(self)
+        return self._split_hyper(h_s(to_fixed(z_int)))
+
+    def _exact_slice(self, k, mu_h, sigma_h, previous_int):
+        _, nets = self._exact.get(self)
+        inp = self._slice_input(k, mu_h, sigma_h, [to_fixed(p) for p in previous_int])
+        mean, scale = self._slice_gaussian(k, nets[k](inp), mu_h, sigma_h)
+        return coding_params(scale, mean)
+
+    @torch.no_grad()
+    def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
+        y = self.g_a(x)
+        z_int = self.round_latent(self.h_a(y))
+        y_int = self.round_latent(y)
+        sections = [self.entropy_z.compress(z_int)]
+        mu_h, sigma_h = self._exact_hyper(z_int)
+        previous = list(y_int.split(self.width, dim=1))
+        for k in range(self.slices):
+            sections.append(self.gaussian.compress(previous[k], *self._exact_slice(k, mu_h, sigma_h, previous)))
+        return sections
+
+    @torch.no_grad()
+    def decompress_latents(self, sections: list[bytes], shape: tuple[int, int], level: int | None = None,
+                           mode: str = "uniform", seed: int = 0, **options) -> torch.Tensor:
+        available = len(sections) - 1
+        level = available if level is None else level
+        if not 1 <= level <= self.slices:
+            raise SicodecError(f"level must be between 1 and {self.slices}")
+        if level > available:
+            raise SicodecError(f"level {level} asked for, but the file holds levels 1..{available} only")
+        h, w = shape[0] // self.stride, shape[1] // self.stride
+        z_int = self.entropy_z.decompress(sections[0], (1, self.entropy_z.channels, h, w))
+        mu_h, sigma_h = self._exact_hyper(z_int)
+        decoded = []
+        for k in range(level):
+            idx, offset = self._exact_slice(k, mu_h, sigma_h, decoded)
+            decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.width, 4 * h, 4 * w), idx, offset))
+        generator = torch.Generator().manual_seed(int(seed))
+        y_hat = torch.cat(decoded + [torch.zeros(1, (self.slices - level) * self.width, 4 * h, 4 * w)], dim=1)
+        with reproducible_synthesis():
+            x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode, generator)
+        return x_hat
