@@ -43,7 +43,7 @@ def cmd_compress(a) -> None:
     model = load_model(a.model, a.quality)
     _model_notes(model)
     t = time.perf_counter()
-    data = compress(a.input, model=model)
+    data = compress(a.input, model=model, level=a.level, bpp=a.bpp, seed=a.seed)
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data)
     from .bitstream import parse
@@ -58,11 +58,34 @@ def cmd_decompress(a) -> None:
     from .fileio import check_output, save_image_atomic
 
     out = check_output(a.output, a.force)
-    t = time.perf_counter()
-    image = decompress(_read(a.input), model=a.model)
-    dt = time.perf_counter() - t
-    save_image_atomic(image, out)
-    print(f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {dt:.2f} s")
+    data = _read(a.input)
+    options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed)) if v is not None}
+    if a.samples is None:
+        t = time.perf_counter()
+        image = decompress(data, model=a.model, **options)
+        save_image_atomic(image, out)
+        print(f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {time.perf_counter() - t:.2f} s")
+        return
+    from .codec import decompress_samples
+
+    seed = options.pop("seed", None)
+    images = decompress_samples(data, a.samples, model=a.model, seed=seed, **options)
+    names = [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(len(images))]
+    for name in names:
+        check_output(name, a.force)
+    for name, image in zip(names, images):
+        save_image_atomic(image, name)
+        print(f"{name}: {image.size[0]}x{image.size[1]} {image.mode}")
+
+
+def cmd_truncate(a) -> None:
+    from .codec import truncate
+    from .fileio import check_output, write_bytes_atomic
+
+    out = check_output(a.output, a.force)
+    data = truncate(_read(a.input), a.level)
+    write_bytes_atomic(out, data)
+    print(f"{out}: level {a.level}, {len(data)} bytes")
 
 
 def cmd_info(a) -> None:
@@ -77,8 +100,13 @@ def cmd_info(a) -> None:
     print(f"image:       {h.width}x{h.height} {'grey' if h.grey else 'RGB'}"
           f"{f', ICC profile {len(h.icc_profile)} bytes' if h.icc_profile else ''}")
     print(f"sections:    {len(f.sections)} of {h.sections_total} present")
+    from .models.registry import REGISTRY
+
+    spec = REGISTRY.get(h.model)
+    progressive = spec is not None and spec.arch == "sic" or h.model.startswith("sic")
     for i, (s, end) in enumerate(zip(f.sections, f.section_offsets()), start=1):
-        print(f"  section {i:2d}: {len(s):8d} bytes   file up to here: {end:8d} bytes, {8 * end / px:.4f} bpp")
+        label = ("z" if i == 1 else f"level {i - 1}") if progressive else f"section {i}"
+        print(f"  {label:9s} {len(s):8d} bytes   file up to here: {end:8d} bytes, {8 * end / px:.4f} bpp")
 
 
 def cmd_models(a) -> None:
@@ -126,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("input")
     q.add_argument("output")
     model_args(q)
+    q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
+    q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
+    q.add_argument("--seed", type=int, default=0, help="sampling seed stored in the file (default 0)")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_compress)
 
@@ -133,8 +164,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("input")
     q.add_argument("output")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
+    q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
+    q.add_argument("--mode", choices=("mean", "uniform", "gaussian"), help="fill of untransmitted slices (default uniform)")
+    q.add_argument("--seed", type=int, help="sampling seed (default: the one stored in the file)")
+    q.add_argument("--samples", type=int, help="write K members of the synonymous set as OUT-1, OUT-2, ...")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_decompress)
+
+    q = sub.add_parser("truncate", help="write the prefix of a progressive file that holds levels 1..LEVEL")
+    q.add_argument("input")
+    q.add_argument("output")
+    q.add_argument("--level", type=int, required=True)
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    q.set_defaults(fn=cmd_truncate)
 
     q = sub.add_parser("info", help="describe a .sic file: model, size, bytes and bpp per section")
     q.add_argument("input")

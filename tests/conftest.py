@@ -46,3 +46,21 @@ def kodak(n: int) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not available")
     return path
+
+
+def make_tiny_sic(seed: int = 0, transform: str = "conv"):
+    """A small SIC model (4 levels of 8 channels) with latents scaled away from zero."""
+    from sicodec.models.registry import build_model
+
+    torch.manual_seed(seed)
+    m = build_model("sic", M=32, slices=4, N=16, hyper=16, param_hidden=16, transform=transform)
+    with torch.no_grad():
+        m.g_a[-1].weight.mul_(30.0)
+        m.h_s[-1].bias[32:].add_(2.0)  # sigma_h clearly above zero, so gaussian sampling varies
+    m.name = "sic-test"
+    return m.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_sic():
+    return make_tiny_sic()

@@ -29,7 +29,7 @@ def test_compress_info_decompress(capsys, tmp_path, image, tiny_weights):
     code, out, err = _run(capsys, "compress", image, sic, "--model", tiny_weights)
     assert code == 0 and "bpp" in out and "untrained" in err
     code, out, _ = _run(capsys, "info", sic)
-    assert code == 0 and "70x40" in out and "section  2" in out and "2 of 2" in out
+    assert code == 0 and "70x40" in out and "section 2" in out and "2 of 2" in out
     code, out, _ = _run(capsys, "decompress", sic, png, "--model", tiny_weights)
     assert code == 0 and Image.open(png).size == (70, 40)
     assert sorted(os.listdir(tmp_path)) == ["a.png", "a.sic", "in.png"]  # no temporary files left

@@ -79,7 +79,8 @@ def ms_ssim_tensor(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) ->
                       stacklevel=2)
     g = _gaussian(x.dtype, x.device)
     w = torch.tensor(MS_SSIM_WEIGHTS[:n], dtype=x.dtype, device=x.device)
-    w = w / w.sum()
+    if n < len(MS_SSIM_WEIGHTS):
+        w = w / w.sum()  # the standard 5 weights are used as published (they sum to 1.0001)
     terms = []
     for i in range(n):
         ssim, cs = _ssim_terms(x, y, g, data_range)

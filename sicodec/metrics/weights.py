@@ -24,7 +24,7 @@ def hub_checkpoints_dir() -> Path:
 
 
 def search_dirs() -> list[Path]:
-    """The folders searched when no explicit path is given: $SICODEC_METRIC_WEIGHTS (os.pathsep-separated), hub cache."""
+    """Folders searched when no explicit path is given: $SICODEC_METRIC_WEIGHTS (os.pathsep-separated), hub cache."""
     env = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
     return env + [hub_checkpoints_dir()]
 
