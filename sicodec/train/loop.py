@@ -28,6 +28,19 @@ def _set_rng_state(s: dict) -> None:
     random.setstate(s["python"])
 
 
+def make_loss(model, lmbda: float, options: dict):
+    """The training objective of a model: rate-distortion, or SVI for progressive (SIC) models."""
+    if not model.progressive:
+        return RateDistortionLoss(lmbda)
+    from ..metrics.lpips import LPIPS
+    from .svi import SVILoss
+
+    options = dict(options)
+    weights = options.pop("lpips_weights", None)
+    lpips = None if weights is False else LPIPS.from_weights(weights)
+    return SVILoss(model.slices, lpips=lpips, **options)
+
+
 def save_checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -49,8 +62,13 @@ def train(
     bf16: bool = False,
     seed: int = 0,
     resume: bool = True,
+    loss_options: dict | None = None,
 ) -> Path:
-    """Train `arch` for `steps` optimiser steps; returns the checkpoint path."""
+    """Train `arch` for `steps` optimiser steps; returns the checkpoint path.
+
+    The hyperprior minimises lambda * 255^2 * MSE + bpp; SIC the SVI objective (`loss_options`:
+    samples, alpha, warmup_steps, schedule, lpips_weights; lambda is not used).
+    """
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt = out_dir / "checkpoint.pt"
@@ -71,7 +89,7 @@ def train(
         step = state["step"]
         _set_rng_state(state["rng"])
         config = state["config"]
-    loss_fn = RateDistortionLoss(lmbda)
+    loss_fn = make_loss(model, lmbda, loss_options or {})
     dataset = ImageFolder(data, crop=crop)
     model.train()
     log_path = out_dir / "log.csv"
@@ -85,8 +103,7 @@ def train(
         idx = np.random.randint(0, len(dataset), batch)
         x = torch.stack([dataset[i] for i in idx])
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            result = model(x)
-        losses = loss_fn(result, x)
+            losses = loss_fn(model, x, step)
         if not torch.isfinite(losses["loss"]):
             raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
         opt.zero_grad(set_to_none=True)

@@ -18,7 +18,8 @@ class RateDistortionLoss:
     def __init__(self, lmbda: float):
         self.lmbda = lmbda
 
-    def __call__(self, out: dict, x: torch.Tensor) -> dict:
+    def __call__(self, model, x: torch.Tensor, step: int = 0) -> dict:
+        out = model(x)
         n, _, h, w = x.shape
         bpp = bits(out["likelihoods"]) / (n * h * w)
         mse = torch.mean((out["x_hat"].float() - x) ** 2)
