@@ -17,6 +17,16 @@ def _say(msg: str) -> None:
     print(f"sicodec: {msg}", file=sys.stderr)
 
 
+def _load(a):
+    from .codec import DEFAULT_MODEL, default_model, load_model
+
+    if a.model is None and default_model() != DEFAULT_MODEL:
+        _say(f"note: no weights for the default model {DEFAULT_MODEL} are installed; using {default_model()}")
+    model = load_model(a.model, a.quality)
+    _model_notes(model)
+    return model
+
+
 def _model_notes(model) -> None:
     status = getattr(model, "status", "trained")
     if status == "untrained":
@@ -36,12 +46,11 @@ def _read(path: str) -> bytes:
 
 
 def cmd_compress(a) -> None:
-    from .codec import compress, load_model
+    from .codec import compress
     from .fileio import check_output, write_bytes_atomic
 
     out = check_output(a.output, a.force)
-    model = load_model(a.model, a.quality)
-    _model_notes(model)
+    model = _load(a)
     t = time.perf_counter()
     data = compress(a.input, model=model, level=a.level, bpp=a.bpp, seed=a.seed)
     dt = time.perf_counter() - t
@@ -119,11 +128,10 @@ def cmd_models(a) -> None:
 def cmd_roundtrip(a) -> None:
     import numpy as np
 
-    from .codec import compress, decompress, load_model
+    from .codec import compress, decompress
     from .image import prepare
 
-    model = load_model(a.model, a.quality)
-    _model_notes(model)
+    model = _load(a)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = prepare(a.input)
@@ -146,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_args(q, quality=True):
-        q.add_argument("--model", default="hyperprior", help="registered model name or .safetensors file")
+        q.add_argument("--model", help="registered model name or .safetensors file (default: sic, or the "
+                                      "hyperprior while no sic weights are installed)")
         if quality:
             q.add_argument("--quality", type=int, help="quality (rate point) of the model family")
 

@@ -19,7 +19,8 @@ from .image import prepare, to_pil
 from .models.base import LatentCodecModel
 from .models.registry import REGISTRY, WEIGHTS_DIR, ModelSpec, resolve
 
-DEFAULT_MODEL = "hyperprior"
+DEFAULT_MODEL = "sic"
+FALLBACK_MODEL = "hyperprior"
 
 
 def weights_dirs() -> list[Path]:
@@ -46,8 +47,16 @@ def _load_file(path: str, mtime: float) -> LatentCodecModel:
     return model
 
 
-def load_model(model: str | os.PathLike | LatentCodecModel = DEFAULT_MODEL, quality: int | None = None) -> LatentCodecModel:
-    """A ready model: a registered name ('hyperprior', 'hyperprior-q4'), a weights file, or a model object."""
+def default_model() -> str:
+    """The default model: SIC when its weights are installed, else the hyperprior."""
+    return DEFAULT_MODEL if find_weights(REGISTRY[DEFAULT_MODEL]) is not None else FALLBACK_MODEL
+
+
+def load_model(model: str | os.PathLike | LatentCodecModel | None = None, quality: int | None = None) -> LatentCodecModel:
+    """A ready model: a registered name ('sic', 'hyperprior-q4'), a weights file, a model object,
+    or None for `default_model()`."""
+    if model is None:
+        model = default_model()
     if isinstance(model, LatentCodecModel):
         return model.eval()
     path = Path(model)
@@ -86,7 +95,7 @@ def _to_tensor(pixels: np.ndarray, stride: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(padded)).permute(2, 0, 1).unsqueeze(0).to(torch.float32) / 255.0
 
 
-def compress(image, model: str | os.PathLike | LatentCodecModel = DEFAULT_MODEL, quality: int | None = None,
+def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, quality: int | None = None,
              level: int | None = None, bpp: float | None = None, seed: int = 0, **options) -> bytes:
     """Image (path or PIL image) -> .sic bytes.
 

@@ -55,7 +55,9 @@ def test_outputs_are_not_overwritten_without_force(capsys, tmp_path, image, tiny
 def test_errors_are_one_line_and_non_zero(capsys, tmp_path, image, args, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(capsys, *args)
-    assert code == 1 and err.count("\n") == 1 and err.startswith("sicodec: error:") and "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("sicodec: error:")]
+    assert code == 1 and len(errors) == 1 and err.endswith(errors[0] + "\n") and "Traceback" not in err
+    assert all(line.startswith("sicodec: ") for line in err.splitlines())
 
 
 def test_wrong_weights_give_a_clear_refusal(capsys, tmp_path, image, tiny_weights):
@@ -78,3 +80,32 @@ def test_models_lists_the_registry(capsys):
 def test_installed_entry_point_runs(tmp_path):
     r = subprocess.run([sys.executable, "-m", "sicodec.cli", "info", str(tmp_path / "none.sic")], capture_output=True, text=True)
     assert r.returncode == 1 and r.stderr.startswith("sicodec: error:") and "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def sic_weights(tmp_path_factory):
+    from conftest import make_tiny_sic
+    from sicodec.models.weights import save_weights
+
+    path = tmp_path_factory.mktemp("sic") / "sic-test.safetensors"
+    save_weights(make_tiny_sic(), path, half=False)
+    return path
+
+
+def test_progressive_commands(capsys, tmp_path, image, sic_weights):
+    full, part = tmp_path / "full.sic", tmp_path / "part.sic"
+    assert _run(capsys, "compress", image, full, "--model", sic_weights, "--seed", "3")[0] == 0
+    code, out, _ = _run(capsys, "info", full)
+    assert code == 0 and "level 4" in out and "z " in out
+    assert _run(capsys, "truncate", full, part, "--level", "2")[0] == 0
+    assert _run(capsys, "info", part)[1].count("level ") == 2
+    lvl = tmp_path / "lvl.sic"
+    assert _run(capsys, "compress", image, lvl, "--model", sic_weights, "--seed", "3", "--level", "2")[0] == 0
+    assert lvl.read_bytes() == part.read_bytes()
+    code, out, _ = _run(capsys, "decompress", full, tmp_path / "s.png", "--model", sic_weights,
+                        "--level", "1", "--mode", "gaussian", "--samples", "2")
+    assert code == 0 and (tmp_path / "s-1.png").is_file() and (tmp_path / "s-2.png").is_file()
+    code, _, err = _run(capsys, "truncate", part, tmp_path / "x.sic", "--level", "3")
+    assert code == 1 and "levels 1..2" in err
+    code, _, err = _run(capsys, "compress", image, tmp_path / "b.sic", "--model", sic_weights, "--bpp", "0.0001")
+    assert code == 1 and "no level fits" in err
