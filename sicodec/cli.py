@@ -28,7 +28,7 @@ def _load(a):
 
 
 def _model_notes(model) -> None:
-    status = getattr(model, "status", "trained")
+    status = model.status
     if status == "untrained":
         _say(f"warning: model {model.name} is untrained (random weights); its reconstructions are not meaningful")
     elif status == "preliminary":

@@ -42,8 +42,8 @@ def _load_file(path: str, mtime: float) -> LatentCodecModel:
 
     model, meta = load_weights(path)
     model.name = meta.get("sicodec.name", model.arch)
-    model.status = meta.get("sicodec.status", "untrained" if meta.get("sicodec.trained_steps", "0") == "0" else "trained")
-    model.trained_steps = int(meta.get("sicodec.trained_steps", "0") or 0)
+    model.status = meta.get("sicodec.status", "untrained")
+    model.trained_steps = int(meta.get("sicodec.trained_steps", "0"))
     return model
 
 
@@ -104,14 +104,13 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
     """
     m = load_model(model, quality)
     if (level is not None or bpp is not None) and not m.progressive:
-        raise ModelError(f"{getattr(m, 'name', m.arch)} is not progressive: --level and --bpp need a SIC model")
-    if not 0 <= seed < 2**63:
-        raise ModelError("seed must be between 0 and 2**63 - 1")
+        raise ModelError(f"{m.name} is not progressive: --level and --bpp need a SIC model")
+    _check_seed(seed)
     img = prepare(image)
     h, w = img.pixels.shape[:2]
     x = _to_tensor(img.pixels, m.stride)
     sections = m.compress_latents(x, **options)
-    header = Header(getattr(m, "name", m.arch), m.fingerprint(), m.tables_checksum(), w, h,
+    header = Header(m.name, m.fingerprint(), m.tables_checksum(), w, h,
                     grey=img.grey, seed=seed, sections_total=len(sections), icc_profile=img.icc_profile)
     f = SicFile(header, sections)
     if bpp is not None:
@@ -121,6 +120,11 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
         level = fits[-1] if level is None else min(level, fits[-1])
     data = f.to_bytes()
     return truncate(data, level) if level is not None else data
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**64:
+        raise ModelError("seed must be between 0 and 2**64 - 1")
 
 
 def truncate(data: bytes, level: int) -> bytes:
@@ -154,7 +158,9 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     f = parse(data)
     m = model_for(f.header, model)
     if m.progressive:
-        options.update(level=level, mode=mode or "uniform", seed=f.header.seed if seed is None else seed)
+        seed = f.header.seed if seed is None else seed
+        _check_seed(seed)
+        options.update(level=level, mode=mode or "uniform", seed=seed)
     elif level is not None or mode is not None or seed is not None:
         raise ModelError(f"{f.header.model} files are not progressive: level, mode and seed do not apply")
     if len(f.sections) < m.min_sections:

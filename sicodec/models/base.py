@@ -48,6 +48,8 @@ class LatentCodecModel(nn.Module):
 
     def __init__(self):
         super().__init__()
+        self.name = self.arch  # the registry name once loaded; stored in files
+        self.status, self.trained_steps = "untrained", 0  # set from the weights' metadata when loaded
         self._fingerprint = Derived(self._compute_fingerprint)
         self._tables_crc = Derived(lambda: tables_checksum(self.coding_tables()))
 

@@ -23,7 +23,7 @@ def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, t
     path = Path(path)
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
     status = status or ("trained" if trained_steps else "untrained")
-    meta = {"sicodec.name": getattr(model, "name", model.arch), "sicodec.arch": model.arch,
+    meta = {"sicodec.name": model.name, "sicodec.arch": model.arch,
             "sicodec.config": json.dumps(model.config), "sicodec.trained_steps": str(trained_steps), "sicodec.status": status}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
