@@ -86,6 +86,8 @@ def train(
             raise SicodecError(f"{ckpt} holds a {state['arch']} model, not {arch}")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        for group in opt.param_groups:  # the learning rate asked for now wins (e.g. a decay stage)
+            group["lr"] = lr
         step = state["step"]
         _set_rng_state(state["rng"])
         config = state["config"]
