@@ -4,8 +4,10 @@
     metrics.psnr(a, b); metrics.ms_ssim(a, b); metrics.lpips(a, b); metrics.dists(a, b)
 
 The functions take two uint8 HxWx3 arrays or PIL images of one size and return a float. Importing this package
-loads no network: LPIPS and DISTS weights are read on first use (see `weights.find_weights`: explicit `weights=`
-path, $SICODEC_METRIC_WEIGHTS, torch hub cache; never downloaded) and kept for the process. For training losses
+loads no network: LPIPS and DISTS weights are read on first use and kept for the process (see
+`weights.locate_weights`: an explicit `weights=` path, our safetensors files in $SICODEC_METRIC_WEIGHTS or the torch
+hub cache, else the original torchvision / LPIPS / DISTS files in the hub cache, downloaded there only when
+SICODEC_ALLOW_DOWNLOAD=1 or download=True). For training losses
 use the nn.Modules: `LPIPS.from_weights()`, `DISTS.from_weights()` (tensors in [0, 1]) and `ms_ssim_tensor`.
 
 Note: the names `lpips` and `dists` here are the functions; import the modules' contents with

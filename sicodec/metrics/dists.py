@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ImageError
 from ._inputs import rgb8_pair, to_tensor
-from .weights import DISTS_FILE, find_weights, load_into
+from .weights import DISTS_FILE, load_into, locate_weights
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -68,10 +68,17 @@ class DISTS(nn.Module):
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None) -> "DISTS":
-        """A new frozen DISTS in eval mode, weights found by `find_weights` (ModelError if absent or unfit)."""
+    def from_weights(cls, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> "DISTS":
+        """A new frozen DISTS in eval mode, weights found by `weights.locate_weights` (a safetensors file, or the
+        original files in the torch hub cache, downloaded only if `download` or $SICODEC_ALLOW_DOWNLOAD allows it);
+        ModelError if absent or unfit."""
+        return cls.from_files(locate_weights(DISTS_FILE, weights, download))
+
+    @classmethod
+    def from_files(cls, files: tuple[Path, ...]) -> "DISTS":
+        """A new frozen DISTS in eval mode, loaded from `files` as returned by `locate_weights`."""
         model = cls()
-        load_into(model, find_weights(DISTS_FILE, weights))
+        load_into(model, files)
         return model.requires_grad_(False).eval()
 
     def _stages(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -102,18 +109,18 @@ class DISTS(nn.Module):
 
 
 @lru_cache(maxsize=None)
-def _cached(file: Path) -> DISTS:
-    return DISTS.from_weights(file)
+def _cached(files: tuple[Path, ...]) -> DISTS:
+    return DISTS.from_files(files)
 
 
-def load_dists(weights: str | os.PathLike | None = None) -> DISTS:
+def load_dists(weights: str | os.PathLike | None = None, *, download: bool | None = None) -> DISTS:
     """The per-process shared DISTS network (CPU, frozen, eval) for the weights found; do not modify it."""
-    return _cached(find_weights(DISTS_FILE, weights).resolve())
+    return _cached(tuple(f.resolve() for f in locate_weights(DISTS_FILE, weights, download)))
 
 
-def dists_score(a, b, weights: str | os.PathLike | None = None) -> float:
+def dists_score(a, b, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> float:
     """DISTS distance of two 8-bit RGB images (uint8 HxWx3 arrays or PIL images); about 0 when identical."""
     a, b = rgb8_pair(a, b)
-    model = load_dists(weights)
+    model = load_dists(weights, download=download)
     with torch.inference_mode():
         return float(model(to_tensor(a), to_tensor(b))[0])

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ImageError
 from ._inputs import rgb8_pair, to_tensor
-from .weights import LPIPS_FILE, find_weights, load_into
+from .weights import LPIPS_FILE, load_into, locate_weights
 
 # LPIPS "ScalingLayer": maps [-1, 1] inputs to the statistics AlexNet was trained on.
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -56,10 +56,17 @@ class LPIPS(nn.Module):
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
 
     @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None) -> "LPIPS":
-        """A new frozen LPIPS in eval mode, weights found by `find_weights` (ModelError if absent or unfit)."""
+    def from_weights(cls, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> "LPIPS":
+        """A new frozen LPIPS in eval mode, weights found by `weights.locate_weights` (a safetensors file, or the
+        original files in the torch hub cache, downloaded only if `download` or $SICODEC_ALLOW_DOWNLOAD allows it);
+        ModelError if absent or unfit."""
+        return cls.from_files(locate_weights(LPIPS_FILE, weights, download))
+
+    @classmethod
+    def from_files(cls, files: tuple[Path, ...]) -> "LPIPS":
+        """A new frozen LPIPS in eval mode, loaded from `files` as returned by `locate_weights`."""
         model = cls()
-        load_into(model, find_weights(LPIPS_FILE, weights))
+        load_into(model, files)
         return model.requires_grad_(False).eval()
 
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -83,18 +90,18 @@ class LPIPS(nn.Module):
 
 
 @lru_cache(maxsize=None)
-def _cached(file: Path) -> LPIPS:
-    return LPIPS.from_weights(file)
+def _cached(files: tuple[Path, ...]) -> LPIPS:
+    return LPIPS.from_files(files)
 
 
-def load_lpips(weights: str | os.PathLike | None = None) -> LPIPS:
+def load_lpips(weights: str | os.PathLike | None = None, *, download: bool | None = None) -> LPIPS:
     """The per-process shared LPIPS network (CPU, frozen, eval) for the weights found; do not modify it."""
-    return _cached(find_weights(LPIPS_FILE, weights).resolve())
+    return _cached(tuple(f.resolve() for f in locate_weights(LPIPS_FILE, weights, download)))
 
 
-def lpips_score(a, b, weights: str | os.PathLike | None = None) -> float:
+def lpips_score(a, b, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> float:
     """LPIPS v0.1 (AlexNet) distance of two 8-bit RGB images (uint8 HxWx3 arrays or PIL images); 0 when identical."""
     a, b = rgb8_pair(a, b)
-    model = load_lpips(weights)
+    model = load_lpips(weights, download=download)
     with torch.inference_mode():
         return float(model(to_tensor(a), to_tensor(b))[0])

@@ -20,6 +20,19 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch):
+    """Tests never download: $SICODEC_ALLOW_DOWNLOAD is unset and torch's downloader fails the test if reached
+    (tests that check downloading replace it with a fake)."""
+    from sicodec.metrics.weights import DOWNLOAD_ENV_VAR
+
+    def refuse(url, dst, *args, **kwargs):
+        raise AssertionError(f"a test tried to download {url} to {dst}")
+
+    monkeypatch.delenv(DOWNLOAD_ENV_VAR, raising=False)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+
+
 @pytest.fixture(scope="session")
 def weights_dir() -> Path:
     if not (WEIGHTS / "lpips_alex.safetensors").is_file() or not (WEIGHTS / "dists_vgg16.safetensors").is_file():
