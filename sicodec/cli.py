@@ -148,6 +148,56 @@ def cmd_roundtrip(a) -> None:
           f"PSNR {psnr:.2f} dB, encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
 
 
+def _save_json(results: dict, path: str | None, force: bool) -> None:
+    from .bench.results import save_results
+    from .fileio import check_output
+
+    if path:
+        save_results(results, check_output(path, force))
+        print(f"{path}: written")
+    r = results["results"]
+    point = next(k for k in ("level", "quality", "lambda") if k in r)
+    metrics = [k for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "dists") if k in r]
+    print(results["name"])
+    print(f"  {point:>7s} {'bpp':>8s} " + " ".join(f"{m:>11s}" for m in metrics) + f" {'enc s':>7s} {'dec s':>7s}")
+    for i in range(len(r["bpp"])):
+        print(f"  {r[point][i]!s:>7s} {r['bpp'][i]:8.4f} " + " ".join(f"{r[m][i]:11.4f}" for m in metrics)
+              + f" {r['encoding_time'][i]:7.3f} {r['decoding_time'][i]:7.3f}")
+
+
+def cmd_eval(a) -> None:
+    from .evaluate import evaluate_results
+
+    _save_json(evaluate_results(a.model, a.folder, levels=a.levels, mode=a.mode, samples=a.samples,
+                                metrics=a.metrics.split(","), workers=a.workers), a.output, a.force)
+
+
+def cmd_bench(a) -> None:
+    from .bench.run import bench_classic
+
+    qualities = [int(q) for q in a.qualities.split(",")] if a.qualities else None
+    _save_json(bench_classic(a.codec, a.folder, qualities=qualities, metrics=a.metrics.split(","), workers=a.workers),
+               a.output, a.force)
+
+
+def cmd_bd_rate(a) -> None:
+    from .bench.bdrate import bd_rate
+    from .bench.results import load_results
+
+    anchor, test = load_results(a.anchor), load_results(a.test)
+    print(f"BD-rate of {test['name']} against {anchor['name']} ({a.metric}): {bd_rate(anchor, test, a.metric):+.2f} %")
+
+
+def cmd_plot(a) -> None:
+    from .bench.plot import plot
+    from .bench.results import load_results
+    from .fileio import check_output
+
+    out = check_output(a.output, a.force)
+    plot([load_results(p) for p in a.results], out, max_bpp=a.max_bpp)
+    print(f"{out}: written")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sicodec", description="Learned, perceptual, progressive image compression.")
     p.add_argument("--version", action="version", version=f"sicodec {__import__('sicodec').__version__}")
@@ -193,6 +243,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("models", help="list the registered models")
     q.set_defaults(fn=cmd_models)
+
+    metrics_help = "comma-separated: psnr, ms-ssim, lpips, dists (default: all)"
+    q = sub.add_parser("eval", help="rate, distortion and perception of a learned model on a folder, from real files")
+    q.add_argument("model", help="model or family name (hyperprior: every installed quality) or weights file")
+    q.add_argument("folder")
+    q.add_argument("--levels", default="all", help="progressive models: all or a list like 1,3,5")
+    q.add_argument("--mode", default="mean", choices=("mean", "uniform", "gaussian"))
+    q.add_argument("--samples", type=int, default=1, help="sampled decodes per point (metrics averaged)")
+    q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help=metrics_help)
+    q.add_argument("--workers", type=int, default=1, help="images in parallel processes")
+    q.add_argument("-o", "--output", help="results JSON (CompressAI layout)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    q.set_defaults(fn=cmd_eval)
+
+    q = sub.add_parser("bench", help="a classic codec (jpeg, jpeg444, webp, avif, jxl, heic) on a folder, from real files")
+    q.add_argument("codec")
+    q.add_argument("folder")
+    q.add_argument("--qualities", help="comma-separated quality values (default: the codec's ladder)")
+    q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help=metrics_help)
+    q.add_argument("--workers", type=int, default=1, help="images in parallel processes")
+    q.add_argument("-o", "--output", help="results JSON (CompressAI layout)")
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    q.set_defaults(fn=cmd_bench)
+
+    q = sub.add_parser("bd-rate", help="Bjontegaard delta rate of TEST against ANCHOR (results JSON files)")
+    q.add_argument("anchor")
+    q.add_argument("test")
+    q.add_argument("--metric", default="psnr", choices=("psnr", "ms-ssim", "lpips", "dists"))
+    q.set_defaults(fn=cmd_bd_rate)
+
+    q = sub.add_parser("plot", help="rate-distortion-perception curves of results JSON files")
+    q.add_argument("results", nargs="+")
+    q.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
+    q.add_argument("--max-bpp", type=float)
+    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    q.set_defaults(fn=cmd_plot)
 
     q = sub.add_parser("roundtrip", help="compress and decompress an image in memory; print size, bpp and PSNR")
     q.add_argument("input")

@@ -10,31 +10,30 @@ from __future__ import annotations
 
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 from . import codec
+from .bench.run import check_metric_weights, environment, list_images, metric_keys, quality_metrics
+from .bench.results import make_results
 from .errors import SicodecError
+from .image import prepare
 from .models.registry import REGISTRY
-from .train.data import list_images
 from .train.loss import bits
 
-METRICS = ("psnr", "ms-ssim", "lpips", "dists")
-_KEYS = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "lpips": "lpips", "dists": "dists"}
 
-
-def models_for(name: str) -> list:
-    """The models one `eval` covers: every installed quality of a family, or the one model named."""
+def model_names(name: str) -> list[str]:
+    """What one `eval` covers: every installed quality of a family, or the one model named."""
     family = [s for s in REGISTRY.values() if s.arch == name and s.quality is not None]
-    if family:
-        installed = [s for s in family if codec.find_weights(s) is not None]
-        if not installed:
-            raise SicodecError(f"no weights of the {name} family are installed")
-        return [codec.load_model(s.name) for s in installed]
-    return [codec.load_model(name)]
+    if not family:
+        return [name]
+    installed = [s.name for s in family if codec.find_weights(s) is not None]
+    if not installed:
+        raise SicodecError(f"no weights of the {name} family are installed")
+    return installed
 
 
 def parse_levels(text: str, top: int) -> list[int]:
@@ -49,79 +48,80 @@ def parse_levels(text: str, top: int) -> list[int]:
     return levels
 
 
-def _score(reference: np.ndarray, image: Image.Image, metrics) -> dict:
-    from . import metrics as m
-
-    out = np.asarray(image.convert("RGB"))
-    fns = {"psnr": m.psnr, "ms-ssim": m.ms_ssim, "lpips": m.lpips, "dists": m.dists}
-    return {_KEYS[k]: float(fns[k](reference, out)) for k in metrics}
-
-
-def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, samples: int, metrics, workdir: Path) -> list[dict]:
+def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, samples: int, keys, workdir: Path) -> list[dict]:
     """Rows (one per point) for one image: real bpp, estimated bpp, metrics, times."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference = codec.prepare(path).pixels
+        reference = prepare(path).pixels
     pixels = reference.shape[0] * reference.shape[1]
     t = time.perf_counter()
     data = codec.compress(path, model=model)
     encode_time = time.perf_counter() - t
     with torch.no_grad():
         likelihoods = model(codec._to_tensor(reference, model.stride))["likelihoods"]
+    spec = REGISTRY.get(model.name)
     rows = []
-    for point in levels or [None]:
-        file = workdir / f"{path.stem}-{model.name}-{point or 'q'}.sic"
-        file.write_bytes(codec.truncate(data, point) if point else data)
+    for level in levels or [None]:
+        file = workdir / f"{path.stem}.sic"
+        file.write_bytes(codec.truncate(data, level) if level else data)
         coded = file.read_bytes()
+        sampled = level is not None and level < model.slices and mode != "mean"
         scores, decode_time = [], 0.0
-        for j in range(samples if point and point < model.slices and mode != "mean" else 1):
+        for seed in range(samples if sampled else 1):
             t = time.perf_counter()
-            options = {"level": point, "mode": mode, "seed": j} if point else {}
-            image = codec.decompress(coded, model=model, **options)
+            image = codec.decompress(coded, model=model, **({"level": level, "mode": mode, "seed": seed} if level else {}))
             decode_time += time.perf_counter() - t
-            scores.append(_score(reference, image, metrics))
-        if point:
-            est_bits = float(bits({"z": likelihoods["z"], **{f"y{k}": likelihoods[f"y{k}"] for k in range(1, point + 1)}}))
-        else:
-            est_bits = float(bits(likelihoods))
-        row = {"image": path.name, "point": point if point else model_quality(model), "bpp": 8 * len(coded) / pixels,
-               "estimated_bpp": est_bits / pixels, "encoding_time": encode_time,
-               "decoding_time": decode_time / len(scores)}
+            scores.append(quality_metrics(reference, np.asarray(image.convert("RGB")), keys))
+        used = likelihoods if level is None else {k: v for k, v in likelihoods.items() if k == "z" or int(k[1:]) <= level}
+        row = {"image": path.name, "point": level if level else spec.quality if spec and spec.quality else 0,
+               "bpp": 8 * len(coded) / pixels, "estimated_bpp": float(bits(used)) / pixels,
+               "encoding_time": encode_time, "decoding_time": decode_time / len(scores)}
         row.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})
         rows.append(row)
     return rows
 
 
-def model_quality(model) -> int | None:
-    spec = REGISTRY.get(model.name)
-    return spec.quality if spec else None
-
-
-def evaluate(name: str, folder: str | Path, levels: str = "all", mode: str = "mean", samples: int = 1,
-             metrics=METRICS, progress: bool = True) -> list[dict]:
-    """Rows for every image of `folder` and every point of the model (family)."""
-    images = list_images(folder)
-    rows = []
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            bar = tqdm(total=0, unit="image", desc=f"eval {name}")
-        except ImportError:
-            bar = None
+def _evaluate_images(name: str, images: list[Path], levels: str, mode: str, samples: int, keys) -> list[dict]:
+    model = codec.load_model(name)
+    points = parse_levels(levels, model.slices) if model.progressive else None
     with tempfile.TemporaryDirectory(prefix="sicodec-eval-") as tmp:
-        for model in models_for(name):
-            points = parse_levels(levels, model.slices) if model.progressive else None
-            if bar is not None:
-                bar.total += len(images)
-                bar.refresh()
-            for path in images:
-                rows += evaluate_image(model, path, points, mode, samples, metrics, Path(tmp))
-                if bar is not None:
-                    bar.update(1)
-    if bar is not None:
-        bar.close()
-    return rows
+        return [row for path in images for row in evaluate_image(model, path, points, mode, samples, keys, Path(tmp))]
+
+
+def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean", samples: int = 1,
+                     metrics=("psnr", "ms-ssim", "lpips", "dists"), workers: int = 1) -> dict:
+    """The results dict (CompressAI layout, per-image rows included) of model or family `name` on `folder`."""
+    if samples < 1 or workers < 1:
+        raise SicodecError("--samples and --workers must be at least 1")
+    keys = metric_keys(metrics)
+    check_metric_weights(keys)
+    images = list_images(folder)
+    names = model_names(name)
+    jobs = [(n, [path]) for n in names for path in images]  # models are cached per process
+    rows = []
+    if workers == 1:
+        for n, chunk in _progress(jobs):
+            rows += _evaluate_images(n, chunk, levels, mode, samples, keys)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_evaluate_images, n, chunk, levels, mode, samples, keys) for n, chunk in jobs]
+            for f in _progress(futures):
+                rows += f.result()
+    first = codec.load_model(names[0])
+    progressive = first.progressive
+    rows.sort(key=lambda r: (r["point"], r["image"]))
+    return make_results(
+        name if len(names) > 1 else first.name, f"sicodec eval of {name} ({'levels, fill mode ' + mode if progressive else 'qualities'})", rows,
+        meta={"mode": mode if progressive else None, "samples": samples, "workers": workers, **environment()},
+        point_key="level" if progressive else "quality")
+
+
+def _progress(items):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, unit="image", desc="eval")

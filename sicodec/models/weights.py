@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ..errors import ModelError
+from ..fileio import write_bytes_atomic
 from .base import LatentCodecModel
 from .registry import build_model
 
@@ -25,14 +24,7 @@ def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, t
     status = status or ("trained" if trained_steps else "untrained")
     meta = {"sicodec.name": model.name, "sicodec.arch": model.arch,
             "sicodec.config": json.dumps(model.config), "sicodec.trained_steps": str(trained_steps), "sicodec.status": status}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomic(path, save(tensors, metadata=meta))
 
 
 def load_weights(path: str | Path) -> tuple[LatentCodecModel, dict]:
