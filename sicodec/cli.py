@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_eval)
 
-    q = sub.add_parser("bench", help="a classic codec (jpeg, jpeg444, webp, avif, jxl, heic) on a folder, from real files")
+    q = sub.add_parser("bench", help="a classic codec (jpeg-420, jpeg-444, webp, avif, jxl, heic) on a folder, from real files")
     q.add_argument("codec")
     q.add_argument("folder")
     q.add_argument("--qualities", help="comma-separated quality values (default: the codec's ladder)")
