@@ -1,7 +1,6 @@
 """Image <-> file: sizes, input kinds, fingerprints, and bit-exact determinism."""
 
 import hashlib
-import io
 import subprocess
 import sys
 import warnings

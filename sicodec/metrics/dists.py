@@ -17,7 +17,7 @@ from torch import nn
 
 from ..errors import ImageError
 from ._inputs import rgb8_pair, to_tensor
-from .weights import DISTS_FILE, load_into, locate_weights
+from .weights import DISTS_FILE, PretrainedNet, locate_weights
 
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
@@ -53,11 +53,13 @@ def vgg16_features() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class DISTS(nn.Module):
+class DISTS(PretrainedNet):
     """DISTS: forward(x, y) with Bx3xHxW tensors in [0, 1] returns B distances (about 0 for identical images).
 
     Build with `DISTS.from_weights(path)`; a plain `DISTS()` has untrained weights.
     """
+
+    weights_file = DISTS_FILE
 
     def __init__(self):
         super().__init__()
@@ -66,20 +68,6 @@ class DISTS(nn.Module):
         self.register_buffer("beta", torch.full((1, sum(_CHANNELS), 1, 1), 0.1))
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
-
-    @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> "DISTS":
-        """A new frozen DISTS in eval mode, weights found by `weights.locate_weights` (a safetensors file, or the
-        original files in the torch hub cache, downloaded only if `download` or $SICODEC_ALLOW_DOWNLOAD allows it);
-        ModelError if absent or unfit."""
-        return cls.from_files(locate_weights(DISTS_FILE, weights, download))
-
-    @classmethod
-    def from_files(cls, files: tuple[Path, ...]) -> "DISTS":
-        """A new frozen DISTS in eval mode, loaded from `files` as returned by `locate_weights`."""
-        model = cls()
-        load_into(model, files)
-        return model.requires_grad_(False).eval()
 
     def _stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = [x]  # stage 0 is the image itself, not normalised

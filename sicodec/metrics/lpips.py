@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import ImageError
 from ._inputs import rgb8_pair, to_tensor
-from .weights import LPIPS_FILE, load_into, locate_weights
+from .weights import LPIPS_FILE, PretrainedNet, locate_weights
 
 # LPIPS "ScalingLayer": maps [-1, 1] inputs to the statistics AlexNet was trained on.
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -42,11 +42,13 @@ def _unit(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     return x / (x.pow(2).sum(1, keepdim=True).sqrt() + eps)
 
 
-class LPIPS(nn.Module):
+class LPIPS(PretrainedNet):
     """LPIPS v0.1 (AlexNet): forward(x, y) with Bx3xHxW tensors in [0, 1] returns B distances (0 for identical).
 
     Build with `LPIPS.from_weights(path)`; a plain `LPIPS()` has untrained weights.
     """
+
+    weights_file = LPIPS_FILE
 
     def __init__(self):
         super().__init__()
@@ -54,20 +56,6 @@ class LPIPS(nn.Module):
         self.lin = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in _CHANNELS)
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
-
-    @classmethod
-    def from_weights(cls, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> "LPIPS":
-        """A new frozen LPIPS in eval mode, weights found by `weights.locate_weights` (a safetensors file, or the
-        original files in the torch hub cache, downloaded only if `download` or $SICODEC_ALLOW_DOWNLOAD allows it);
-        ModelError if absent or unfit."""
-        return cls.from_files(locate_weights(LPIPS_FILE, weights, download))
-
-    @classmethod
-    def from_files(cls, files: tuple[Path, ...]) -> "LPIPS":
-        """A new frozen LPIPS in eval mode, loaded from `files` as returned by `locate_weights`."""
-        model = cls()
-        load_into(model, files)
-        return model.requires_grad_(False).eval()
 
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = ((x * 2 - 1) - self.shift) / self.scale

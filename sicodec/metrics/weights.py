@@ -257,3 +257,23 @@ def load_into(module: torch.nn.Module, files: str | os.PathLike | Iterable[str |
         source = " + ".join(str(f) for f in files)
         raise ModelError(f"metric weights {source} do not fit {type(module).__name__} ({'; '.join(parts)})")
     module.load_state_dict({k: v.float() for k, v in tensors.items()})
+
+
+class PretrainedNet(torch.nn.Module):
+    """A frozen metric network whose weights file is `weights_file` (found by `locate_weights`)."""
+
+    weights_file: str
+
+    @classmethod
+    def from_weights(cls, weights: str | os.PathLike | None = None, *, download: bool | None = None):
+        """A new frozen instance in eval mode, weights found by `locate_weights` (a safetensors file, or the
+        original files in the torch hub cache, downloaded only if `download` or $SICODEC_ALLOW_DOWNLOAD allows it);
+        ModelError if absent or unfit."""
+        return cls.from_files(locate_weights(cls.weights_file, weights, download))
+
+    @classmethod
+    def from_files(cls, files: tuple[Path, ...]):
+        """A new frozen instance in eval mode, loaded from `files` as returned by `locate_weights`."""
+        model = cls()
+        load_into(model, files)
+        return model.requires_grad_(False).eval()

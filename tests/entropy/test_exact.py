@@ -6,7 +6,7 @@ import sys
 import torch
 from torch import nn
 
-from sicodec.entropy.exact import ACT_BITS, ExactSequential, from_fixed, to_fixed
+from sicodec.entropy.exact import ExactSequential, from_fixed, to_fixed
 from sicodec.models.layers import conv, deconv
 
 

@@ -1,6 +1,5 @@
 """The SVI objective: level weights, schedules, and every term against a direct computation."""
 
-import math
 from pathlib import Path
 
 import pytest
