@@ -244,27 +244,26 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("models", help="list the registered models")
     q.set_defaults(fn=cmd_models)
 
-    metrics_help = "comma-separated: psnr, ms-ssim, lpips, dists (default: all)"
+    def measurement_args(q):
+        q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help="comma-separated: psnr, ms-ssim, lpips, dists")
+        q.add_argument("--workers", type=int, default=1, help="images in parallel processes")
+        q.add_argument("-o", "--output", help="results JSON (CompressAI layout)")
+        q.add_argument("--force", action="store_true", help="overwrite an existing output")
+
     q = sub.add_parser("eval", help="rate, distortion and perception of a learned model on a folder, from real files")
     q.add_argument("model", help="model or family name (hyperprior: every installed quality) or weights file")
     q.add_argument("folder")
     q.add_argument("--levels", default="all", help="progressive models: all or a list like 1,3,5")
     q.add_argument("--mode", default="mean", choices=("mean", "uniform", "gaussian"))
     q.add_argument("--samples", type=int, default=1, help="sampled decodes per point (metrics averaged)")
-    q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help=metrics_help)
-    q.add_argument("--workers", type=int, default=1, help="images in parallel processes")
-    q.add_argument("-o", "--output", help="results JSON (CompressAI layout)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    measurement_args(q)
     q.set_defaults(fn=cmd_eval)
 
     q = sub.add_parser("bench", help="a classic codec (jpeg-420, jpeg-444, webp, avif, jxl, heic) on a folder, from real files")
     q.add_argument("codec")
     q.add_argument("folder")
     q.add_argument("--qualities", help="comma-separated quality values (default: the codec's ladder)")
-    q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help=metrics_help)
-    q.add_argument("--workers", type=int, default=1, help="images in parallel processes")
-    q.add_argument("-o", "--output", help="results JSON (CompressAI layout)")
-    q.add_argument("--force", action="store_true", help="overwrite an existing output")
+    measurement_args(q)
     q.set_defaults(fn=cmd_bench)
 
     q = sub.add_parser("bd-rate", help="Bjontegaard delta rate of TEST against ANCHOR (results JSON files)")

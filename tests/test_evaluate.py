@@ -54,3 +54,16 @@ def test_levels_are_parsed_and_checked():
     for bad in ("0", "5", "a,b", ""):
         with pytest.raises(SicodecError):
             parse_levels(bad, 4)
+
+
+def test_bench_bd_rate_and_plot_commands(folder, tmp_path, capsys):
+    webp, jpeg = tmp_path / "webp.json", tmp_path / "jpeg.json"
+    assert main(["bench", "webp", str(folder), "--qualities", "20,60,90", "--metrics", "psnr", "-o", str(webp)]) == 0
+    assert main(["bench", "jpeg-420", str(folder), "--qualities", "20,60,90", "--metrics", "psnr", "-o", str(jpeg)]) == 0
+    capsys.readouterr()
+    assert main(["bd-rate", str(webp), str(webp)]) == 0
+    assert "+0.00 %" in capsys.readouterr().out
+    pytest.importorskip("matplotlib")
+    assert main(["plot", str(webp), str(jpeg), "-o", str(tmp_path / "rd.png")]) == 0
+    assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
+    assert main(["bench", "no-such-codec", str(folder)]) == 1
