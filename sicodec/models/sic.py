@@ -17,6 +17,7 @@ from torch import nn
 from ..entropy.exact import Derived, ExactSequential, to_fixed, from_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
+from ..entropy.ops import lower_bound
 from ..errors import SicodecError
 from .base import LatentCodecModel, reproducible_synthesis
 from .layers import GDN, conv, deconv
@@ -81,9 +82,10 @@ class SynonymousCodec(LatentCodecModel):
 
     # --- shared arithmetic of the float (training) and exact (coding) paths --------------------
     def _split_hyper(self, hyper: torch.Tensor):
-        """h_s output -> (mu_h, sigma_h) of every latent channel (sigma_h >= 0)."""
+        """h_s output -> (mu_h, sigma_h) of every latent channel (sigma_h >= 0; in training, gradients
+        that push a clamped sigma back up still flow)."""
         mu, sigma = hyper.chunk(2, dim=1)
-        return mu, sigma.clamp_min(0)
+        return mu, lower_bound(sigma, 0.0)
 
     def _slice_input(self, k: int, mu_h, sigma_h, previous: list[torch.Tensor]) -> torch.Tensor:
         S = self.width
@@ -93,7 +95,7 @@ class SynonymousCodec(LatentCodecModel):
         """Slice k's mean and scale: the hyper values plus the slice network's residual."""
         S = self.width
         d_mu, d_sigma = out.chunk(2, dim=1)
-        return mu_h[:, k * S:(k + 1) * S] + d_mu, (sigma_h[:, k * S:(k + 1) * S] + d_sigma).clamp_min(0)
+        return mu_h[:, k * S:(k + 1) * S] + d_mu, lower_bound(sigma_h[:, k * S:(k + 1) * S] + d_sigma, 0.0)
 
     # --- training ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict:
