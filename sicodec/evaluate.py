@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import codec
-from .bench.run import check_metric_weights, environment, list_images, metric_keys, quality_metrics
+from .bench.run import check_metric_weights, environment, list_images, metric_keys, quality_metrics, run_jobs
 from .bench.results import make_results
 from .errors import SicodecError
 from .image import prepare
@@ -81,11 +81,11 @@ def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, sampl
     return rows
 
 
-def _evaluate_images(name: str, images: list[Path], levels: str, mode: str, samples: int, keys) -> list[dict]:
-    model = codec.load_model(name)
+def _evaluate_path(name: str, path: Path, levels: str, mode: str, samples: int, keys) -> list[dict]:
+    model = codec.load_model(name)  # cached per process
     points = parse_levels(levels, model.slices) if model.progressive else None
     with tempfile.TemporaryDirectory(prefix="sicodec-eval-") as tmp:
-        return [row for path in images for row in evaluate_image(model, path, points, mode, samples, keys, Path(tmp))]
+        return evaluate_image(model, path, points, mode, samples, keys, Path(tmp))
 
 
 def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean", samples: int = 1,
@@ -97,19 +97,8 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean",
     check_metric_weights(keys)
     images = list_images(folder)
     names = model_names(name)
-    jobs = [(n, [path]) for n in names for path in images]  # models are cached per process
-    rows = []
-    if workers == 1:
-        for n, chunk in _progress(jobs):
-            rows += _evaluate_images(n, chunk, levels, mode, samples, keys)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_evaluate_images, n, chunk, levels, mode, samples, keys) for n, chunk in jobs]
-            for f in _progress(futures):
-                rows += f.result()
+    jobs = [(n, path, levels, mode, samples, keys) for n in names for path in images]
+    rows = run_jobs(_evaluate_path, jobs, workers, "eval")
     first = codec.load_model(names[0])
     progressive = first.progressive
     rows.sort(key=lambda r: (r["point"], r["image"]))
@@ -118,10 +107,3 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean",
         meta={"mode": mode if progressive else None, "samples": samples, "workers": workers, **environment()},
         point_key="level" if progressive else "quality")
 
-
-def _progress(items):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, unit="image", desc="eval")

@@ -25,6 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, LimitError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_MAX_PIXELS = 2**27  # about 134 megapixels; override with SICODEC_MAX_PIXELS or set_max_pixels()
 _max_pixels = int(os.environ.get("SICODEC_MAX_PIXELS", DEFAULT_MAX_PIXELS))
 
@@ -57,6 +58,17 @@ class CodedImage:
     pixels: np.ndarray
     grey: bool = False
     icc_profile: bytes | None = None
+
+
+def list_image_files(folder: str | os.PathLike) -> list[Path]:
+    """The files of `folder` with an image suffix, sorted; SicodecError if it is no folder or has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ImageError(f"{folder}: no images (no image files with suffix {', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 def open_image(source) -> Image.Image:

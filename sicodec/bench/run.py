@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SicodecError
-from ..image import SicodecNotice, prepare
+from ..image import IMAGE_SUFFIXES, SicodecNotice, list_image_files, prepare
 from . import classic
 from .results import METRIC_KEYS, METRIC_NAMES, make_results, results_from_rows
 
@@ -35,7 +35,6 @@ __all__ = [
 ]
 
 DEFAULT_METRICS = ("psnr", "ms-ssim", "lpips", "dists")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
 _MS_SSIM_FULL_SIDE = 161  # smallest side that gets all 5 MS-SSIM scales
 
 
@@ -95,13 +94,7 @@ def quality_metrics(reference: np.ndarray, decoded: np.ndarray, metrics=DEFAULT_
 def list_images(image_dir) -> list[Path]:
     """The image files to benchmark: a folder's files with an image suffix (sorted), or an explicit list of files."""
     if isinstance(image_dir, (str, os.PathLike)):
-        folder = Path(image_dir)
-        if not folder.is_dir():
-            raise SicodecError(f"{folder}: not a folder of images")
-        files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise SicodecError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
-        return files
+        return list_image_files(image_dir)
     files = [Path(p) for p in image_dir]
     if not files:
         raise SicodecError("no images given")
@@ -152,20 +145,57 @@ def bench_image(codec_name: str, path, qualities, metrics=DEFAULT_METRICS) -> li
 
 
 def _init_worker(codec_name: str) -> None:
-    import torch
-
-    torch.set_num_threads(1)  # the pool provides the parallelism; more threads per worker only contend
+    _one_thread_worker()
     classic.require(codec_name)
 
 
-def _progress_bar(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
+def _one_thread_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # the pool provides the parallelism; more threads per worker only contend
+
+
+def run_jobs(fn, jobs: list[tuple], workers: int, desc: str, progress: bool = True,
+             initializer=_one_thread_worker, initargs: tuple = ()) -> list:
+    """fn(*job) for every job, concatenating the returned row lists (order not kept), with a progress bar
+    (tqdm, when installed and `progress`). `workers` > 1 runs the jobs in that many "spawn" processes."""
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(jobs), desc=desc, unit="img")
+        except ImportError:
+            pass
+    rows: list = []
     try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="img")
+        if workers == 1:
+            for job in jobs:
+                rows.extend(fn(*job))
+                if bar is not None:
+                    bar.update(1)
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures.process import BrokenProcessPool
+
+            # spawn, not fork: forking a process that has started torch's or a codec's threads can deadlock.
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=initializer, initargs=initargs) as pool:
+                    for fut in as_completed([pool.submit(fn, *job) for job in jobs]):
+                        rows.extend(fut.result())
+                        if bar is not None:
+                            bar.update(1)
+            except BrokenProcessPool:
+                raise SicodecError(
+                    "a benchmark worker process died (out of memory, a crash in a codec library, or a script that "
+                    "runs a benchmark with workers > 1 outside `if __name__ == '__main__':`, which new worker "
+                    "processes re-run); try workers=1 to see the error") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return rows
 
 
 def environment() -> dict:
@@ -204,36 +234,8 @@ def bench_classic(codec_name: str, image_dir, qualities=None, metrics=DEFAULT_ME
     files = list_images(image_dir)
     workers = min(workers, len(files))
 
-    bar = _progress_bar(len(files), codec_name, progress)
-    rows: list[dict] = []
-    try:
-        if workers == 1:
-            for f in files:
-                rows.extend(bench_image(codec_name, f, qualities, keys))
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-            from concurrent.futures.process import BrokenProcessPool
-
-            # spawn, not fork: forking a process that has started torch's or a codec's threads can deadlock.
-            try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init_worker, initargs=(codec_name,)) as pool:
-                    futures = [pool.submit(bench_image, codec_name, f, qualities, keys) for f in files]
-                    for fut in as_completed(futures):
-                        rows.extend(fut.result())
-                        if bar is not None:
-                            bar.update(1)
-            except BrokenProcessPool:
-                raise SicodecError(
-                    "a benchmark worker process died (out of memory, a crash in a codec library, or a script that "
-                    "calls bench_classic with workers > 1 outside `if __name__ == '__main__':`, which new worker "
-                    "processes re-run); try workers=1 to see the error") from None
-    finally:
-        if bar is not None:
-            bar.close()
+    rows = run_jobs(bench_image, [(codec_name, f, qualities, keys) for f in files], workers, codec_name, progress,
+                    initializer=_init_worker, initargs=(codec_name,))
     order = {f.name: i for i, f in enumerate(files)}
     rows.sort(key=lambda r: (order[r["image"]], r["point"]))
 

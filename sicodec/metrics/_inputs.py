@@ -37,3 +37,10 @@ def rgb8_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
 def to_tensor(img: np.ndarray, scale: float = 1 / 255, dtype=torch.float32) -> torch.Tensor:
     """uint8 HxWx3 array -> 1x3xHxW tensor multiplied by `scale` (default: values in [0, 1])."""
     return torch.tensor(img, dtype=dtype).permute(2, 0, 1).unsqueeze(0).mul_(scale)
+
+
+def network_distance(model: torch.nn.Module, a, b) -> float:
+    """A pretrained distance network (LPIPS, DISTS) applied to two 8-bit RGB images."""
+    a, b = rgb8_pair(a, b)
+    with torch.inference_mode():
+        return float(model(to_tensor(a), to_tensor(b))[0])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ImageError
-from ._inputs import rgb8_pair, to_tensor
+from ._inputs import network_distance
 from .weights import DISTS_FILE, PretrainedNet, locate_weights
 
 _MEAN = (0.485, 0.456, 0.406)
@@ -108,7 +108,4 @@ def load_dists(weights: str | os.PathLike | None = None, *, download: bool | Non
 
 def dists_score(a, b, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> float:
     """DISTS distance of two 8-bit RGB images (uint8 HxWx3 arrays or PIL images); about 0 when identical."""
-    a, b = rgb8_pair(a, b)
-    model = load_dists(weights, download=download)
-    with torch.inference_mode():
-        return float(model(to_tensor(a), to_tensor(b))[0])
+    return network_distance(load_dists(weights, download=download), a, b)

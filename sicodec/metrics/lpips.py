@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import ImageError
-from ._inputs import rgb8_pair, to_tensor
+from ._inputs import network_distance
 from .weights import LPIPS_FILE, PretrainedNet, locate_weights
 
 # LPIPS "ScalingLayer": maps [-1, 1] inputs to the statistics AlexNet was trained on.
@@ -89,7 +89,4 @@ def load_lpips(weights: str | os.PathLike | None = None, *, download: bool | Non
 
 def lpips_score(a, b, weights: str | os.PathLike | None = None, *, download: bool | None = None) -> float:
     """LPIPS v0.1 (AlexNet) distance of two 8-bit RGB images (uint8 HxWx3 arrays or PIL images); 0 when identical."""
-    a, b = rgb8_pair(a, b)
-    model = load_lpips(weights, download=download)
-    with torch.inference_mode():
-        return float(model(to_tensor(a), to_tensor(b))[0])
+    return network_distance(load_lpips(weights, download=download), a, b)

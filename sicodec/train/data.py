@@ -9,25 +9,14 @@ import torch
 from PIL import Image
 
 from ..errors import SicodecError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
-
-
-def list_images(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SicodecError(f"{folder}: not a folder")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise SicodecError(f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
-    return files
+from ..image import list_image_files
 
 
 class ImageFolder(torch.utils.data.Dataset):
     """RGB crops of `crop` x `crop` pixels (random position and horizontal flip when `augment`)."""
 
     def __init__(self, folder: str | Path, crop: int = 256, augment: bool = True):
-        self.files = list_images(folder)
+        self.files = list_image_files(folder)
         self.crop = crop
         self.augment = augment
 
