@@ -17,23 +17,10 @@ from .bitstream import Header, SicFile, parse
 from .errors import FormatError, ModelError, ModelMismatchError
 from .image import prepare, to_pil
 from .models.base import LatentCodecModel
-from .models.registry import REGISTRY, WEIGHTS_DIR, ModelSpec, resolve
+from .models.registry import REGISTRY, find_weights, resolve, weights_dirs
 
 DEFAULT_MODEL = "sic"
 FALLBACK_MODEL = "hyperprior"
-
-
-def weights_dirs() -> list[Path]:
-    """Where weights files are looked for: $SICODEC_WEIGHTS (folders, os.pathsep-separated), then the package."""
-    extra = [Path(p) for p in os.environ.get("SICODEC_WEIGHTS", "").split(os.pathsep) if p]
-    return extra + [WEIGHTS_DIR]
-
-
-def find_weights(spec: ModelSpec) -> Path | None:
-    for d in weights_dirs():
-        if spec.weights and (d / spec.weights).is_file():
-            return d / spec.weights
-    return None
 
 
 @lru_cache(maxsize=8)

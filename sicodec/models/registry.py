@@ -1,8 +1,8 @@
-"""The one registry of models: name -> architecture, configuration, weights file and card."""
+"""The one registry of models: name -> architecture, configuration and weights file (its JSON card beside it)."""
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ def _architectures() -> dict[str, type[LatentCodecModel]]:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered model. `weights` is a file name in the package's weights folder."""
+    """A registered model. `weights` is a file name looked up in `weights_dirs()`."""
 
     name: str
     arch: str
@@ -33,18 +33,19 @@ class ModelSpec:
     description: str = ""
     quality: int | None = None
 
-    @property
-    def weights_path(self) -> Path | None:
-        return WEIGHTS_DIR / self.weights if self.weights else None
 
-    @property
-    def available(self) -> bool:
-        return self.weights_path is not None and self.weights_path.is_file()
+def weights_dirs() -> list[Path]:
+    """Where weights files are looked for: $SICODEC_WEIGHTS (folders, os.pathsep-separated), then the package."""
+    extra = [Path(p) for p in os.environ.get("SICODEC_WEIGHTS", "").split(os.pathsep) if p]
+    return extra + [WEIGHTS_DIR]
 
-    def card(self) -> dict:
-        """The weights' card (training recipe and results), or {} when none ships."""
-        p = WEIGHTS_DIR / f"{self.name}.json"
-        return json.loads(p.read_text()) if p.is_file() else {}
+
+def find_weights(spec: ModelSpec) -> Path | None:
+    """The installed weights file of `spec`, or None."""
+    for d in weights_dirs():
+        if spec.weights and (d / spec.weights).is_file():
+            return d / spec.weights
+    return None
 
 
 def _specs() -> list[ModelSpec]:
@@ -89,7 +90,7 @@ def resolve(name: str, quality: int | None = None) -> ModelSpec:
     if not family:
         raise ModelError(f"unknown model {name!r} (see `sicodec models`)")
     if quality is None:  # the best available member, else the middle one
-        available = [s for s in family if s.available]
+        available = [s for s in family if find_weights(s) is not None]
         return (available or family)[len(available or family) // 2]
     for s in family:
         if s.quality == quality:
