@@ -5,7 +5,6 @@
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from PIL import Image
 
 import sicodec
+from sicodec.metrics import psnr
 from sicodec.codec import _to_tensor
 from sicodec.entropy import coding
 from sicodec.entropy.exact import ACT_BITS
@@ -56,13 +56,12 @@ def main():
         t1 = time.perf_counter()
         out = sicodec.decompress(data, model=model)
         t2 = time.perf_counter()
-        ref = np.asarray(Image.open(f).convert("RGB"), dtype=np.float64)
-        mse = np.mean((np.asarray(out, dtype=np.float64) - ref) ** 2)
+        ref = np.asarray(Image.open(f).convert("RGB"))
         with torch.no_grad():
-            est = float(bits(model(_to_tensor(ref.astype(np.uint8), model.stride))["likelihoods"]))
+            est = float(bits(model(_to_tensor(ref, model.stride))["likelihoods"]))
         px = ref.shape[0] * ref.shape[1]
         rows.append({"image": f.name, "bytes": len(data), "bpp": 8 * len(data) / px, "estimated_bpp": est / px,
-                     "psnr": 10 * math.log10(255**2 / mse), "encode_s": t1 - t0, "decode_s": t2 - t1})
+                     "psnr": psnr(ref, np.asarray(out)), "encode_s": t1 - t0, "decode_s": t2 - t1})
         print(f"{f.name}: {rows[-1]['bpp']:.4f} bpp (estimate {rows[-1]['estimated_bpp']:.4f}), "
               f"{rows[-1]['psnr']:.2f} dB, encode {t1 - t0:.3f} s, decode {t2 - t1:.3f} s", flush=True)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in ("bpp", "estimated_bpp", "psnr", "encode_s", "decode_s")}

@@ -130,6 +130,7 @@ def cmd_roundtrip(a) -> None:
 
     from .codec import compress, decompress
     from .image import prepare
+    from .metrics import psnr
 
     model = _load(a)
     with warnings.catch_warnings():
@@ -140,12 +141,10 @@ def cmd_roundtrip(a) -> None:
     t1 = time.perf_counter()
     out = decompress(data, model=model)
     t2 = time.perf_counter()
-    rec = np.asarray(out.convert("RGB"), dtype=np.float64)
-    mse = float(np.mean((rec - ref.pixels.astype(np.float64)) ** 2))
-    psnr = 10 * np.log10(255.0**2 / mse) if mse > 0 else float("inf")
+    value = psnr(ref.pixels, np.asarray(out.convert("RGB")))
     h, w = ref.pixels.shape[:2]
     print(f"{a.input}: {w}x{h}, model {model.name}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, "
-          f"PSNR {psnr:.2f} dB, encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+          f"PSNR {value:.2f} dB, encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
 
 
 def _save_json(results: dict, path: str | None, force: bool) -> None:
