@@ -23,14 +23,21 @@ def main():
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--lpips", default="../shared/weights")
     p.add_argument("--no-lpips", action="store_true")
+    p.add_argument("--compile", default="", help="comma-separated submodules to compile, e.g. g_a,g_s")
+    p.add_argument("--channels-last", action="store_true")
     a = p.parse_args()
     torch.manual_seed(0)
     model = build_model(a.arch, **json.loads(a.config)).train()
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if a.compile:
+        for part in a.compile.split(","):
+            getattr(model, part).compile()
     loss_fn = make_loss(model, 0.013, {"lpips_weights": False if a.no_lpips else a.lpips})
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.rand(a.batch, 3, a.crop, a.crop)
     times = []
-    for step in range(a.steps + 1):
+    for step in range(a.steps + 2):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
             loss = loss_fn(model, x, step)["loss"]
@@ -40,8 +47,8 @@ def main():
         times.append(time.perf_counter() - t)
     params = sum(q.numel() for q in model.parameters()) / 1e6
     print(json.dumps({"arch": a.arch, "config": model.config, "params_M": round(params, 2), "batch": a.batch,
-                      "crop": a.crop, "bf16": a.bf16, "threads": torch.get_num_threads(),
-                      "s_per_step": round(sum(times[1:]) / a.steps, 3)}))
+                      "crop": a.crop, "bf16": a.bf16, "compile": a.compile or None, "channels_last": a.channels_last, "threads": torch.get_num_threads(),
+                      "s_per_step": round(sum(times[2:]) / a.steps, 3)}))
 
 
 if __name__ == "__main__":

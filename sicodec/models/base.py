@@ -44,6 +44,7 @@ class LatentCodecModel(nn.Module):
     stride: int = 1
     min_sections: int = 1
     max_sections: int = 1
+    compiled_parts: tuple[str, ...] = ("g_a", "g_s")  # what torch.compile speeds up in training (measured)
     config: dict
 
     def __init__(self):

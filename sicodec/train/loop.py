@@ -63,6 +63,9 @@ def train(
     seed: int = 0,
     resume: bool = True,
     loss_options: dict | None = None,
+    init: str | None = None,
+    compile: bool = False,
+    channels_last: bool = False,
 ) -> Path:
     """Train `arch` for `steps` optimiser steps; returns the checkpoint path.
 
@@ -78,6 +81,13 @@ def train(
     model = build_model(arch, **(config or {}))
     if crop % model.stride:
         raise SicodecError(f"crop size {crop} must be a multiple of {model.stride} for {arch}")
+    if init and not (resume and ckpt.exists()):
+        from ..models.weights import load_weights
+
+        start, _ = load_weights(init)
+        if start.arch != arch or start.config != model.config:
+            raise SicodecError(f"{init} holds a {start.arch} model with {start.config}, not {arch} with {model.config}")
+        model.load_state_dict(start.state_dict())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step = 0
     if resume and ckpt.exists():
@@ -94,6 +104,11 @@ def train(
     loss_fn = make_loss(model, lmbda, loss_options or {})
     dataset = ImageFolder(data, crop=crop)
     model.train()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile:
+        for part in model.compiled_parts:
+            getattr(model, part).compile()
     log_path = out_dir / "log.csv"
     new_log = not log_path.exists()
     log = open(log_path, "a", newline="")
