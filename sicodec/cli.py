@@ -197,6 +197,39 @@ def cmd_plot(a) -> None:
     print(f"{out}: written")
 
 
+def cmd_train(a) -> None:
+    import json
+
+    from .models.registry import HYPERPRIOR_LAMBDAS, REGISTRY
+    from .train.loop import train
+
+    spec = REGISTRY.get(a.model)
+    arch = spec.arch if spec else a.model
+    config = dict(spec.config) if spec else {}
+    if a.config:
+        try:
+            config.update(json.loads(a.config))
+        except (json.JSONDecodeError, TypeError, ValueError):
+            raise SicodecError(f"--config must be a JSON object, not {a.config!r}") from None
+    lmbda = a.lmbda if a.lmbda is not None else HYPERPRIOR_LAMBDAS[spec.quality - 1] if spec and spec.quality else 0.0
+    loss_options = {k: v for k, v in (("samples", a.samples), ("alpha", a.alpha), ("warmup_steps", a.warmup_steps),
+                                      ("schedule", a.schedule), ("lpips_weights", a.lpips_weights)) if v is not None}
+    ckpt = train(arch, a.data, a.out, a.steps, lmbda, config=config, batch=a.batch, crop=a.crop, lr=a.lr,
+                 checkpoint_every=a.checkpoint_every, log_every=a.log_every, bf16=a.bf16, seed=a.seed,
+                 resume=not a.no_resume, loss_options=loss_options, init=a.init, compile=a.compile,
+                 channels_last=a.channels_last, val=a.val, val_every=a.val_every, val_images=a.val_images,
+                 val_metrics=tuple(a.val_metrics.split(",")), progress=True, tensorboard=a.tensorboard)
+    print(f"{ckpt}: written")
+
+
+def cmd_export(a) -> None:
+    from .train.export import export_checkpoint
+
+    out = export_checkpoint(a.checkpoint, a.name, a.out, status=a.status, half=not a.fp32,
+                            eval_folder=a.eval, eval_metrics=tuple(a.metrics.split(",")), force=a.force)
+    print(f"{out}: written, with its card {out.with_suffix('.json')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sicodec", description="Learned, perceptual, progressive image compression.")
     p.add_argument("--version", action="version", version=f"sicodec {__import__('sicodec').__version__}")
@@ -277,6 +310,48 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-bpp", type=float)
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_plot)
+
+    q = sub.add_parser("train", help="train a model on a folder of images (resumable; torchrun for several processes)")
+    q.add_argument("model", help="registered model (e.g. hyperprior-q4: its configuration and lambda) or architecture")
+    q.add_argument("data", help="folder of training images (random crops and flips)")
+    q.add_argument("out", help="run folder: checkpoint.pt, best.pt, log.csv, validation.csv")
+    q.add_argument("--steps", type=int, default=100_000, help="train until this many optimiser steps")
+    q.add_argument("--lambda", dest="lmbda", type=float, help="rate-distortion trade-off on the 255^2 MSE scale")
+    q.add_argument("--config", help="architecture options as JSON, e.g. '{\"N\": 128, \"M\": 192}'")
+    q.add_argument("--batch", type=int, default=8, help="crops per step and process")
+    q.add_argument("--crop", type=int, default=256)
+    q.add_argument("--lr", type=float, default=1e-4, help="learning rate (a new value on resume starts a new stage)")
+    q.add_argument("--init", help="start from these weights (.safetensors) instead of random ones")
+    q.add_argument("--bf16", action="store_true", help="bf16 autocast for the transforms (entropy models stay float32)")
+    q.add_argument("--compile", action="store_true", help="torch.compile the analysis and synthesis transforms")
+    q.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    q.add_argument("--val", help="validation folder: real files coded and read back every --val-every steps")
+    q.add_argument("--val-every", type=int, default=2000)
+    q.add_argument("--val-images", type=int, help="validate on the first N images of the folder")
+    q.add_argument("--val-metrics", default="psnr,ms-ssim,lpips", help="comma-separated: psnr, ms-ssim, lpips, dists")
+    q.add_argument("--checkpoint-every", type=int, default=200)
+    q.add_argument("--log-every", type=int, default=20)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
+    q.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
+    g = q.add_argument_group("SIC (SVI loss)")
+    g.add_argument("--samples", type=int, help="sampled reconstructions per step (M)")
+    g.add_argument("--alpha", type=float, help="weight of the sampled level against the full transmission")
+    g.add_argument("--warmup-steps", type=int, help="steps with the rate-balancing term")
+    g.add_argument("--schedule", choices=("rolling", "random"), help="which level each step trains")
+    g.add_argument("--lpips-weights", help="LPIPS weights file or folder for the perceptual term")
+    q.set_defaults(fn=cmd_train)
+
+    q = sub.add_parser("export", help="training checkpoint -> weights (.safetensors) and a JSON card")
+    q.add_argument("checkpoint")
+    q.add_argument("name", help="model name, e.g. hyperprior-q4 (registered names are found by `--model NAME`)")
+    q.add_argument("-o", "--out", default=None, help="folder (default: the package's weights folder)")
+    q.add_argument("--status", default="trained", choices=("trained", "preliminary"))
+    q.add_argument("--fp32", action="store_true", help="keep float32 (default float16)")
+    q.add_argument("--eval", help="evaluate the exported weights on this folder and put the results in the card")
+    q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help="metrics of --eval")
+    q.add_argument("--force", action="store_true", help="overwrite existing weights of that name")
+    q.set_defaults(fn=cmd_export)
 
     q = sub.add_parser("roundtrip", help="compress and decompress an image in memory; print size, bpp and PSNR")
     q.add_argument("input")

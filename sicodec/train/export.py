@@ -1,32 +1,44 @@
-"""Checkpoint -> shipped weights (safetensors) and a JSON card describing how they were made."""
+"""Checkpoint -> shipped weights (safetensors) and a JSON card describing how they were made and how they do."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import torch
-
 from ..errors import SicodecError
-from ..fileio import write_bytes_atomic
-from ..models.registry import build_model
+from ..fileio import check_output, write_bytes_atomic
+from ..models.registry import WEIGHTS_DIR, build_model
 from ..models.weights import save_weights
+from .loop import load_checkpoint
 
 
-def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path, status: str = "trained",
-                      half: bool = True, card: dict | None = None) -> Path:
-    """Write OUT_DIR/NAME.safetensors and OUT_DIR/NAME.json from a training checkpoint."""
-    try:
-        state = torch.load(checkpoint, weights_only=False)  # our own training checkpoint
-    except (OSError, RuntimeError) as e:
-        raise SicodecError(f"{checkpoint}: cannot read checkpoint ({e})") from None
+def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | None = None, status: str = "trained",
+                      half: bool = True, card: dict | None = None, eval_folder: str | None = None,
+                      eval_metrics=("psnr", "ms-ssim", "lpips", "dists"), force: bool = True) -> Path:
+    """Write OUT_DIR/NAME.safetensors and OUT_DIR/NAME.json (OUT_DIR: the package's weights folder).
+
+    With `eval_folder`, the exported weights (as shipped, e.g. float16) are evaluated there on real
+    files and the averages go into the card.
+    """
+    if not Path(checkpoint).is_file():
+        raise SicodecError(f"{checkpoint}: no such checkpoint")
+    state = load_checkpoint(Path(checkpoint))
+    out_dir = Path(out_dir) if out_dir else WEIGHTS_DIR
+    out = check_output(out_dir / f"{name}.safetensors", force)
     model = build_model(state["arch"], **state["config"])
     model.load_state_dict(state["model"])
     model.name = name
-    out = Path(out_dir) / f"{name}.safetensors"
     save_weights(model, out, half=half, trained_steps=state["step"], status=status)
     info = {"name": name, "arch": state["arch"], "config": state["config"], "steps": state["step"],
-            "lambda": state.get("lmbda"), "status": status, "precision": "float16" if half else "float32"}
+            "lambda": state.get("lmbda") or None, "status": status, "precision": "float16" if half else "float32"}
+    if "recipe" in state:
+        info["recipe"] = state["recipe"]
     info.update(card or {})
-    write_bytes_atomic(Path(out_dir) / f"{name}.json", (json.dumps(info, indent=1) + "\n").encode())
+    if eval_folder:
+        from ..evaluate import evaluate_results
+
+        results = evaluate_results(str(out), eval_folder, metrics=eval_metrics)
+        info["results"] = {"folder": Path(eval_folder).name, "images": len({r["image"] for r in results["per_image"]}),
+                           **results["results"]}
+    write_bytes_atomic(out.with_suffix(".json"), (json.dumps(info, indent=1) + "\n").encode())
     return out

@@ -1,21 +1,34 @@
-"""The training loop: resumable checkpoints, CSV log, steps/s, optional bf16 autocast and compile."""
+"""The training loop: resumable checkpoints, validation on real files, best checkpoint, logs, data parallel.
+
+One process trains on its own; under `torchrun` every process trains on its own random crops and the
+gradients are averaged over all of them before each optimiser step (torch.distributed, gloo on CPUs,
+NCCL on GPUs). The averaging is done on the flattened gradients rather than by wrapping the model in
+DistributedDataParallel, because the SVI loss calls parts of the model (g_a, synthesize_level) outside
+its forward, which the wrapper would not see.
+"""
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import os
 import random
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..errors import SicodecError
 from ..models.registry import build_model
 from .data import ImageFolder
 from .loss import RateDistortionLoss
+from .validate import Validator
+
+TRAIN_LOG_COLUMNS = ["step", "loss", "bpp", "psnr", "steps_per_s"]
 
 
 def _rng_state() -> dict:
@@ -28,9 +41,18 @@ def _set_rng_state(s: dict) -> None:
     random.setstate(s["python"])
 
 
+def _checksum(weights: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(weights):
+        h.update(weights[k].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def make_loss(model, lmbda: float, options: dict):
     """The training objective of a model: rate-distortion, or SVI for progressive (SIC) models."""
     if not model.progressive:
+        if not lmbda or lmbda <= 0:
+            raise SicodecError(f"training {model.arch} needs a positive lambda (--lambda), the rate-distortion trade-off")
         return RateDistortionLoss(lmbda)
     from ..metrics.lpips import LPIPS
     from .svi import SVILoss
@@ -45,6 +67,83 @@ def save_checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """A checkpoint this loop wrote (never a downloaded file: torch.load unpickles)."""
+    try:
+        return torch.load(path, weights_only=False, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is one clear error
+        raise SicodecError(f"{path}: cannot read checkpoint ({e})") from None
+
+
+class _World:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+
+    def __init__(self):
+        self.size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+        self.started_group = False
+        if self.size > 1 and not dist.is_initialized():
+            if self.device.type == "cuda":
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.started_group = True
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def average_gradients(self, params: list[torch.Tensor]) -> None:
+        grads = [p.grad for p in params if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def broadcast_parameters(self, model: torch.nn.Module) -> None:
+        for t in model.state_dict().values():
+            dist.broadcast(t, 0)
+
+    def gather(self, obj):
+        if self.size == 1:
+            return [obj]
+        out = [None] * self.size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def barrier(self) -> None:
+        if self.size > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.started_group:
+            dist.destroy_process_group()
+
+
+def _progress(total: int, start: int, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, leave=True)
+
+
+def _tensorboard(out_dir: Path, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise SicodecError("--tensorboard needs the tensorboard package (pip install tensorboard)") from None
+    return SummaryWriter(str(out_dir / "tensorboard"))
 
 
 def train(
@@ -66,75 +165,161 @@ def train(
     init: str | None = None,
     compile: bool = False,
     channels_last: bool = False,
+    val: str | None = None,
+    val_every: int = 2000,
+    val_images: int | None = None,
+    val_metrics: tuple[str, ...] = ("psnr", "ms-ssim", "lpips"),
+    progress: bool = False,
+    tensorboard: bool = False,
 ) -> Path:
-    """Train `arch` for `steps` optimiser steps; returns the checkpoint path.
+    """Train `arch` for `steps` optimiser steps in folder `out`; returns the checkpoint path.
 
     The hyperprior minimises lambda * 255^2 * MSE + bpp; SIC the SVI objective (`loss_options`:
-    samples, alpha, warmup_steps, schedule, lpips_weights; lambda is not used).
+    samples, alpha, warmup_steps, schedule, lpips_weights; lambda is not used). With `val`, the
+    model is validated every `val_every` steps on real files of that folder and `out/best.pt`
+    keeps the checkpoint with the lowest validation objective.
     """
-    out_dir = Path(out)
+    if steps < 1 or batch < 1 or lr <= 0 or checkpoint_every < 1 or log_every < 1 or val_every < 1:
+        raise SicodecError("steps, batch, checkpoint and log intervals must be positive, and so must the learning rate")
+    world = _World()
+    try:
+        return _train(world, arch, data, Path(out), steps, lmbda, config, batch, crop, lr, checkpoint_every,
+                      log_every, bf16, seed, resume, loss_options or {}, init, compile, channels_last, val,
+                      val_every, val_images, val_metrics, progress, tensorboard)
+    finally:
+        world.close()
+
+
+def _train(world, arch, data, out_dir, steps, lmbda, config, batch, crop, lr, checkpoint_every, log_every, bf16,
+           seed, resume, loss_options, init, compile, channels_last, val, val_every, val_images, val_metrics,
+           progress, tensorboard) -> Path:
+    dataset = ImageFolder(data, crop=crop)
+    validator = Validator(val, val_images, val_metrics) if val else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = out_dir / "checkpoint.pt"
-    random.seed(seed)
-    np.random.seed(seed)
+    ckpt, best = out_dir / "checkpoint.pt", out_dir / "best.pt"
+    state = load_checkpoint(ckpt) if resume and ckpt.exists() else None
+    if state is not None:
+        if state["arch"] != arch:
+            raise SicodecError(f"{ckpt} holds a {state['arch']} model, not {arch}")
+        config = state["config"]
+    random.seed(seed + world.rank)  # each process draws its own crops
+    np.random.seed(seed + world.rank)
     torch.manual_seed(seed)
     model = build_model(arch, **(config or {}))
     if crop % model.stride:
         raise SicodecError(f"crop size {crop} must be a multiple of {model.stride} for {arch}")
-    if init and not (resume and ckpt.exists()):
+    if init and state is None:
         from ..models.weights import load_weights
 
         start, _ = load_weights(init)
         if start.arch != arch or start.config != model.config:
             raise SicodecError(f"{init} holds a {start.arch} model with {start.config}, not {arch} with {model.config}")
         model.load_state_dict(start.state_dict())
+    model.to(world.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    step = 0
-    if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)  # our own checkpoint, never a downloaded file
-        if state["arch"] != arch:
-            raise SicodecError(f"{ckpt} holds a {state['arch']} model, not {arch}")
+    step, best_score = 0, math.inf
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         for group in opt.param_groups:  # the learning rate asked for now wins (e.g. a decay stage)
             group["lr"] = lr
         step = state["step"]
-        _set_rng_state(state["rng"])
-        config = state["config"]
-    loss_fn = make_loss(model, lmbda, loss_options or {})
-    dataset = ImageFolder(data, crop=crop)
+        best_score = state.get("best_score", math.inf)
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        if len(rngs) != world.size:
+            raise SicodecError(f"{ckpt} was written by {len(rngs)} processes; resume it with as many, not {world.size}")
+        _set_rng_state(rngs[world.rank])
+    if world.size > 1:
+        world.broadcast_parameters(model)
+    loss_fn = make_loss(model, lmbda, loss_options)
+    if getattr(loss_fn, "lpips", None) is not None:
+        loss_fn.lpips.to(world.device)
+    recipe = {"data": str(data), "data_images": len(dataset), "batch": batch, "processes": world.size, "crop": crop,
+              "lr": lr, "bf16": bf16, "compile": compile, "channels_last": channels_last, "seed": seed,
+              "init": str(init) if init else None, "loss_options": {k: v for k, v in loss_options.items() if k != "lpips_weights"}}
+    if state is not None:  # the recipe of every stage so far (e.g. a learning-rate decay)
+        stages = state.get("recipe", {}).get("stages", [])
+        recipe["stages"] = stages + [{"from_step": step, "lr": lr, "batch": batch, "crop": crop}]
+    else:
+        recipe["stages"] = [{"from_step": 0, "lr": lr, "batch": batch, "crop": crop}]
+
     model.train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
     if compile:
         for part in model.compiled_parts:
             getattr(model, part).compile()
-    log_path = out_dir / "log.csv"
-    new_log = not log_path.exists()
-    log = open(log_path, "a", newline="")
-    writer = csv.writer(log)
-    if new_log:
-        writer.writerow(["step", "loss", "bpp", "psnr", "steps_per_s"])
+    params = [p for p in model.parameters() if p.requires_grad]
+    log = writer = board = bar = None
+    if world.main:
+        log_path = out_dir / "log.csv"
+        new_log = not log_path.exists()
+        log = open(log_path, "a", newline="")
+        writer = csv.writer(log)
+        if new_log:
+            writer.writerow(TRAIN_LOG_COLUMNS)
+        board = _tensorboard(out_dir, tensorboard)
+        bar = _progress(steps, step, progress)
+
+    def checkpoint_state() -> dict:
+        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        rngs = world.gather(_rng_state())
+        checksums = world.gather(_checksum(weights))
+        if len(set(checksums)) > 1:
+            raise SicodecError(f"the {world.size} training processes hold different weights at step {step}")
+        return dict(arch=arch, config=model.config, model=weights, optimizer=opt.state_dict(), step=step, rng=rngs,
+                    lmbda=lmbda, recipe=recipe, best_score=best_score, replica_checksums=checksums)
+
+    autocast = (torch.autocast(world.device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
     t0, n0 = time.time(), step
-    while step < steps:
-        idx = np.random.randint(0, len(dataset), batch)
-        x = torch.stack([dataset[i] for i in idx])
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            losses = loss_fn(model, x, step)
-        if not torch.isfinite(losses["loss"]):
-            raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
-        opt.zero_grad(set_to_none=True)
-        losses["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        if step % log_every == 0:
-            rate = (step - n0) / (time.time() - t0)
-            psnr = -10 * math.log10(max(float(losses["mse"].detach()), 1e-10))
-            writer.writerow([step, f"{float(losses['loss'].detach()):.4f}", f"{float(losses['bpp'].detach()):.4f}", f"{psnr:.2f}", f"{rate:.3f}"])
-            log.flush()
-        if step % checkpoint_every == 0 or step == steps:
-            save_checkpoint(ckpt, arch=arch, config=model.config, model=model.state_dict(),
-                            optimizer=opt.state_dict(), step=step, rng=_rng_state(), lmbda=lmbda)
-    log.close()
+    try:
+        while step < steps:
+            idx = np.random.randint(0, len(dataset), batch)
+            x = torch.stack([dataset[i] for i in idx]).to(world.device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                losses = loss_fn(model, x, step)
+            if not torch.isfinite(losses["loss"]):
+                raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if world.size > 1:
+                world.average_gradients(params)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            if world.main and step % log_every == 0:
+                rate = (step - n0) / (time.time() - t0)
+                psnr = -10 * math.log10(max(float(losses["mse"].detach()), 1e-10))
+                row = [float(losses["loss"].detach()), float(losses["bpp"].detach()), psnr, rate]
+                writer.writerow([step, f"{row[0]:.4f}", f"{row[1]:.4f}", f"{row[2]:.2f}", f"{row[3]:.3f}"])
+                log.flush()
+                if board:
+                    for name, value in zip(TRAIN_LOG_COLUMNS[1:], row):
+                        board.add_scalar(f"train/{name}", value, step)
+                if bar:
+                    bar.set_postfix(loss=f"{row[0]:.3f}", bpp=f"{row[1]:.3f}", psnr=f"{psnr:.2f}", steps_s=f"{rate:.2f}")
+            if bar:
+                bar.update(1)
+            validating = validator is not None and (step % val_every == 0 or step == steps)
+            if validating:
+                if world.main:
+                    score = validator.run(model, loss_fn, step, out_dir, board)
+                    improved = score < best_score
+                    best_score = min(best_score, score)
+                world.barrier()
+            if step % checkpoint_every == 0 or step == steps or validating:
+                snapshot = checkpoint_state()
+                if world.main:
+                    save_checkpoint(ckpt, **snapshot)
+                    if validating and improved:
+                        save_checkpoint(best, **snapshot)
+    finally:
+        if bar:
+            bar.close()
+        if board:
+            board.close()
+        if log:
+            log.close()
     return ckpt

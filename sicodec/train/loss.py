@@ -24,3 +24,12 @@ class RateDistortionLoss:
         bpp = bits(out["likelihoods"]) / (n * h * w)
         mse = torch.mean((out["x_hat"].float() - x) ** 2)
         return {"loss": self.lmbda * 255.0**2 * mse + bpp, "bpp": bpp, "mse": mse}
+
+    def validation_score(self, rows: list[dict]) -> float:
+        """The same objective on real files: rows hold each image's real "bpp" and "psnr-rgb"."""
+        return sum(self.lmbda * 255.0**2 * mse_from_psnr(r["psnr-rgb"]) + r["bpp"] for r in rows) / len(rows)
+
+
+def mse_from_psnr(psnr: float) -> float:
+    """MSE on the [0, 1] scale of an 8-bit PSNR (peak 255)."""
+    return 10.0 ** (-psnr / 10.0)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .loss import bits
+from .loss import bits, mse_from_psnr
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,17 @@ class SVILoss:
         if self.lpips is not None and w.perception:
             term = term + w.perception * torch.stack([self.lpips(r.float(), x).mean() for r in recons]).mean()
         return term
+
+    def validation_score(self, rows: list[dict]) -> float:
+        """The per-level objective on real files, averaged over levels and images: rows hold "point"
+        (the level), the real "bpp", "psnr-rgb" and, when measured, "lpips"."""
+        total = 0.0
+        for r in rows:
+            w = self.weights(r["point"], self.levels)
+            total += w.rate * r["bpp"] + w.distortion * mse_from_psnr(r["psnr-rgb"])
+            if self.lpips is not None and "lpips" in r:
+                total += w.perception * r["lpips"]
+        return total / len(rows)
 
     def __call__(self, model, x: torch.Tensor, step: int = 0) -> dict:
         n, _, h, w = x.shape
