@@ -104,6 +104,7 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean",
     rows.sort(key=lambda r: (r["point"], r["image"]))
     return make_results(
         name if len(names) > 1 else first.name, f"sicodec eval of {name} ({'levels, fill mode ' + mode if progressive else 'qualities'})", rows,
-        meta={"mode": mode if progressive else None, "samples": samples, "workers": workers, **environment()},
+        meta={"models": names, "mode": mode if progressive else None, "samples": samples, "workers": workers,
+              **environment()},
         point_key="level" if progressive else "quality")
 

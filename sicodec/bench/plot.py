@@ -35,11 +35,11 @@ _PANELS = {
 
 
 def plot(results_list: list[dict], out_path: str | os.PathLike, title: str | None = None,
-         max_bpp: float | None = None) -> Path:
+         max_bpp: float | None = None, dashed: set[str] = frozenset()) -> Path:
     """Draw every results dict in `results_list` (validated) into one figure at `out_path` (.png, .pdf or .svg).
 
     Curves are labelled by their "name"; a panel is drawn for each metric that at least one result has. The file
-    is written atomically. `max_bpp` limits the x axis. Needs matplotlib (SicodecError if it is missing).
+    is written atomically. `max_bpp` limits the x axis; curves named in `dashed` (e.g. published ones) are dashed. Needs matplotlib (SicodecError if it is missing).
     """
     out_path = Path(out_path)
     fmt = _FORMATS.get(out_path.suffix.lower())
@@ -71,7 +71,8 @@ def plot(results_list: list[dict], out_path: str | os.PathLike, title: str | Non
                     pts = [p for p in pts if p[0] <= max_bpp]
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.4, label=r["name"])
+                    ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.4, label=r["name"],
+                            linestyle="--" if r["name"] in dashed else "-")
             ax.set_xlabel("bits per pixel (bpp)")
             ax.set_ylabel(label)
             ax.grid(True, alpha=0.3)
