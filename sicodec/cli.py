@@ -197,6 +197,19 @@ def cmd_plot(a) -> None:
     print(f"{out}: written")
 
 
+def cmd_report(a) -> None:
+    from .bench.report import write_report
+
+    try:
+        box = tuple(int(v) for v in a.crop.split(","))
+        assert len(box) == 3 and min(box) >= 0 and box[2] > 0
+    except (ValueError, AssertionError):
+        raise SicodecError(f"--crop must be X,Y,SIZE in pixels, not {a.crop!r}") from None
+    out = write_report(a.results, a.output, images_dir=a.images, strip_image=a.strip_image,
+                       target_bpp=a.target_bpp, box=box, dataset=a.dataset)
+    print(f"{out}: written")
+
+
 def cmd_train(a) -> None:
     import json
 
@@ -310,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--max-bpp", type=float)
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_plot)
+
+    q = sub.add_parser("report", help="regenerate docs/results.md (tables, BD-rates, plots, visual strip) from results JSON")
+    q.add_argument("results", nargs="?", default="results/kodak", help="folder of results JSON (default results/kodak)")
+    q.add_argument("-o", "--output", default="docs/results.md", help="the page; figures go to a folder beside it")
+    q.add_argument("--images", help="the images the results were measured on (for the visual strip)")
+    q.add_argument("--strip-image", default="kodim23.png")
+    q.add_argument("--target-bpp", type=float, default=0.25, help="codecs are shown at their point nearest this")
+    q.add_argument("--crop", default="256,96,160", help="X,Y,SIZE of the region shown in the strip")
+    q.add_argument("--dataset", default="kodak", help="data set of the published reference curves to overlay")
+    q.set_defaults(fn=cmd_report)
 
     q = sub.add_parser("train", help="train a model on a folder of images (resumable; torchrun for several processes)")
     q.add_argument("model", help="registered model (e.g. hyperprior-q4: its configuration and lambda) or architecture")
