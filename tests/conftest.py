@@ -64,3 +64,36 @@ def make_tiny_sic(seed: int = 0, transform: str = "conv"):
 @pytest.fixture(scope="session")
 def tiny_sic():
     return make_tiny_sic()
+
+
+def random_inception_tensors(seed: int = 0) -> dict:
+    """A state dict for FID's Inception-v3 under pytorch-fid's names (with its unused `fc.*` and BatchNorm's
+    counters): random convolutions scaled by sqrt(2 / fan_in), so that the features neither vanish nor explode."""
+    from sicodec.metrics.inception import FIDInception
+
+    g = torch.Generator().manual_seed(seed)
+    state = {k: v.clone() for k, v in FIDInception().state_dict().items()}
+    for k, v in state.items():
+        if k.endswith("conv.weight"):
+            state[k] = torch.randn(v.shape, generator=g) * (2 / v[0].numel()) ** 0.5
+    state["fc.weight"] = torch.randn(1008, 2048, generator=g) * 0.01
+    state["fc.bias"] = torch.zeros(1008)
+    return state
+
+
+@pytest.fixture(scope="session")
+def random_inception_dir(tmp_path_factory) -> Path:
+    """A folder holding inception_fid.safetensors with random weights (see `random_inception_tensors`)."""
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("inception")
+    save_file(random_inception_tensors(), str(folder / "inception_fid.safetensors"))
+    return folder
+
+
+@pytest.fixture
+def random_inception(monkeypatch, random_inception_dir) -> Path:
+    """$SICODEC_METRIC_WEIGHTS pointed at the random-weight Inception (FID and KID then run, on meaningless
+    features: for testing the plumbing only)."""
+    monkeypatch.setenv("SICODEC_METRIC_WEIGHTS", str(random_inception_dir))
+    return random_inception_dir

@@ -1,9 +1,9 @@
-"""Finding and reading the pretrained weights of the perceptual metrics (LPIPS, DISTS).
+"""Finding and reading the pretrained weights of the metric networks (LPIPS, DISTS, FID's Inception-v3).
 
 Two forms are accepted; `locate_weights` finds them and `load_into` reads them into a network.
 
-1. Our safetensors files, backbone and heads in one file (`lpips_alex.safetensors`, `dists_vgg16.safetensors`),
-   looked up, in order, at an explicit path, in the folders of $SICODEC_METRIC_WEIGHTS (os.pathsep-separated),
+1. Our safetensors files, backbone and heads in one file (`lpips_alex.safetensors`, `dists_vgg16.safetensors`,
+   `inception_fid.safetensors`: pytorch-fid's state dict under its own names), looked up, in order, at an explicit path, in the folders of $SICODEC_METRIC_WEIGHTS (os.pathsep-separated),
    then in the torch hub cache ($TORCH_HOME/hub/checkpoints, see `torch.hub.get_dir`). They are read with
    safetensors (no pickle). An explicit path is authoritative: when it lacks the file, nothing else is tried.
 2. Without an explicit path, when no safetensors file is found: the original files, all in the torch hub cache
@@ -17,6 +17,8 @@ Two forms are accepted; `locate_weights` finds them and `load_into` reads them i
                                         keys `lin{i}.model.1.weight` (renamed `lin.{i}.weight`)
    DISTS     vgg16-397923af.pth         torchvision's ImageNet VGG16; only its `features.*` convolutions are used
    DISTS     dists_alpha_beta.pt        `weights.pt` of `DISTS_pytorch`: keys `alpha`, `beta`
+   FID/KID   pt_inception-2015-12-05-   pytorch-fid's FID Inception-v3 (TensorFlow's 2015-12-05 graph, ported);
+             6726825d.pth               the file pytorch-fid itself caches there; its `fc.*` layer is not used
    ========  =========================  =========================================================================
 
    The torchvision files are the ones torchvision itself caches there. These files are read with
@@ -46,6 +48,7 @@ ENV_VAR = "SICODEC_METRIC_WEIGHTS"
 DOWNLOAD_ENV_VAR = "SICODEC_ALLOW_DOWNLOAD"
 LPIPS_FILE = "lpips_alex.safetensors"
 DISTS_FILE = "dists_vgg16.safetensors"
+INCEPTION_FILE = "inception_fid.safetensors"
 
 Tensors = dict[str, torch.Tensor]
 
@@ -92,9 +95,16 @@ LPIPS_HEADS = Original("lpips_v0.1_alex.pth",
                        _lpips_heads)
 DISTS_HEADS = Original("dists_alpha_beta.pt",
                        "https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt", _same_names)
+# The file's name ends in what looks like a hash prefix, but pytorch-fid does not check it and we could not
+# verify which hash it is offline: no hash check on download.
+FID_INCEPTION = Original(
+    "pt_inception-2015-12-05-6726825d.pth",
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth",
+    _same_names)
 
 # The original files that together replace each safetensors file.
-ORIGINALS: dict[str, tuple[Original, ...]] = {LPIPS_FILE: (ALEXNET, LPIPS_HEADS), DISTS_FILE: (VGG16, DISTS_HEADS)}
+ORIGINALS: dict[str, tuple[Original, ...]] = {LPIPS_FILE: (ALEXNET, LPIPS_HEADS), DISTS_FILE: (VGG16, DISTS_HEADS),
+                                               INCEPTION_FILE: (FID_INCEPTION,)}
 _BY_NAME = {o.name: o for group in ORIGINALS.values() for o in group}
 
 
@@ -173,7 +183,7 @@ def _download(original: Original, dest: Path) -> None:
 def locate_weights(
     filename: str, path: str | os.PathLike | None = None, download: bool | None = None
 ) -> tuple[Path, ...]:
-    """The files holding the weights of `filename` (LPIPS_FILE or DISTS_FILE), for `load_into`.
+    """The files holding the weights of `filename` (LPIPS_FILE, DISTS_FILE or INCEPTION_FILE), for `load_into`.
 
     Either the safetensors file (see `find_weights`), or, when there is none and `path` is None, the original files
     in the torch hub cache (`ORIGINALS[filename]`), the missing ones downloaded there first if
@@ -242,27 +252,44 @@ def read_weights(files: Iterable[str | os.PathLike]) -> Tensors:
     return out
 
 
-def load_into(module: torch.nn.Module, files: str | os.PathLike | Iterable[str | os.PathLike]) -> None:
-    """Load `files` (one file or several, see `read_weights`) into `module` strictly (every tensor present, no extra
-    one, same shapes) or raise ModelError."""
-    files = (files,) if isinstance(files, (str, os.PathLike)) else tuple(files)
-    tensors = read_weights(files)
-    own = module.state_dict()
+def _counter(key: str) -> bool:
+    """BatchNorm's `num_batches_tracked`: a training counter, not a weight; files may have it or not."""
+    return key.endswith(".num_batches_tracked")
+
+
+def load_tensors(module: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load `tensors` into `module` strictly (every tensor present, no extra one, same shapes; BatchNorm's
+    `num_batches_tracked` counters may be absent) or raise ModelError naming `source`."""
+    own = {k: v for k, v in module.state_dict().items() if not _counter(k)}
+    tensors = {k: v for k, v in tensors.items() if not _counter(k)}
     missing = sorted(set(own) - set(tensors))
     extra = sorted(set(tensors) - set(own))
     wrong = sorted(k for k in set(own) & set(tensors) if own[k].shape != tensors[k].shape)
     if missing or extra or wrong:
         parts = [f"{label}: {', '.join(names[:4])}{' ...' if len(names) > 4 else ''}"
                  for label, names in (("missing", missing), ("unexpected", extra), ("wrong shape", wrong)) if names]
-        source = " + ".join(str(f) for f in files)
         raise ModelError(f"metric weights {source} do not fit {type(module).__name__} ({'; '.join(parts)})")
-    module.load_state_dict({k: v.float() for k, v in tensors.items()})
+    module.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=False)
+
+
+def load_into(module: torch.nn.Module, files: str | os.PathLike | Iterable[str | os.PathLike],
+              convert: Callable[[Tensors], Tensors] | None = None) -> None:
+    """Load `files` (one file or several, see `read_weights`), passed through `convert` if given, into `module`
+    strictly (see `load_tensors`) or raise ModelError."""
+    files = (files,) if isinstance(files, (str, os.PathLike)) else tuple(files)
+    tensors = read_weights(files)
+    load_tensors(module, convert(tensors) if convert else tensors, " + ".join(str(f) for f in files))
 
 
 class PretrainedNet(torch.nn.Module):
     """A frozen metric network whose weights file is `weights_file` (found by `locate_weights`)."""
 
     weights_file: str
+
+    @classmethod
+    def convert(cls, tensors: Tensors) -> Tensors:
+        """The tensors of the weights files -> the ones this network loads (here: unchanged)."""
+        return tensors
 
     @classmethod
     def from_weights(cls, weights: str | os.PathLike | None = None, *, download: bool | None = None):
@@ -275,5 +302,5 @@ class PretrainedNet(torch.nn.Module):
     def from_files(cls, files: tuple[Path, ...]):
         """A new frozen instance in eval mode, loaded from `files` as returned by `locate_weights`."""
         model = cls()
-        load_into(model, files)
+        load_into(model, files, cls.convert)
         return model.requires_grad_(False).eval()
