@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from .bitstream import Header, SicFile, parse
-from .errors import FormatError, ModelError, ModelMismatchError
-from .image import prepare, to_pil
+from .errors import FormatError, LimitError, ModelError, ModelMismatchError
+from .image import max_pixels, prepare, to_pil
 from .models.base import LatentCodecModel
 from .models.registry import REGISTRY, find_weights, resolve, weights_dirs
 
@@ -95,6 +95,7 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
     _check_seed(seed)
     img = prepare(image)
     h, w = img.pixels.shape[:2]
+    check_padded_pixels(w, h, m.stride)
     x = _to_tensor(img.pixels, m.stride)
     sections = m.compress_latents(x, **options)
     header = Header(m.name, m.fingerprint(), m.tables_checksum(), w, h,
@@ -107,6 +108,16 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
         level = fits[-1] if level is None else min(level, fits[-1])
     data = f.to_bytes()
     return truncate(data, level) if level is not None else data
+
+
+def check_padded_pixels(width: int, height: int, stride: int) -> None:
+    """The pixel limit on the image as the model codes it (padded to a multiple of `stride` on each
+    side): a thin image, 1 x N, costs 64 x N pixels of memory and time, so its header must not
+    be able to ask for more than the limit allows."""
+    pw, ph = width + -width % stride, height + -height % stride
+    if pw * ph > max_pixels():
+        raise LimitError(f"image of {width}x{height} pixels is coded as {pw}x{ph} (padded to a multiple of {stride}), "
+                         f"which exceeds the limit of {max_pixels()} pixels (SICODEC_MAX_PIXELS)")
 
 
 def _check_seed(seed: int) -> None:
@@ -155,8 +166,10 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     if f.header.sections_total > m.max_sections:
         raise FormatError(f"file declares {f.header.sections_total} sections; {m.name} writes at most {m.max_sections}")
     h, w, s = f.header.height, f.header.width, m.stride
+    check_padded_pixels(w, h, s)
     x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), **options)
-    pixels = (x_hat[0, :, :h, :w].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    # Corrupt latents can overflow the synthesis to NaN, whose cast to uint8 differs between CPUs: 0.
+    pixels = (x_hat[0, :, :h, :w].nan_to_num(0.0).clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return to_pil(np.ascontiguousarray(pixels), f.header.grey, f.header.icc_profile)
 
 

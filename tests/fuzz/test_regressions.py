@@ -1,0 +1,68 @@
+"""Regression tests for what the fuzzer (tests/fuzz/sic_fuzz.py, scripts/fuzz_sic.py) found and for
+the hardening around it: each test is a small, fixed instance of a failing case class."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import sicodec
+from sicodec.bitstream import parse
+from sicodec.errors import FormatError, LimitError, ModelError
+
+
+@pytest.fixture
+def small_limit():
+    from sicodec.image import max_pixels, set_max_pixels
+
+    before = max_pixels()
+    set_max_pixels(1 << 18)
+    yield 1 << 18
+    set_max_pixels(before)
+
+
+def _hp_file(tiny_model, size=(64, 64)):
+    rng = np.random.default_rng(3)
+    return sicodec.compress(Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)), model=tiny_model)
+
+
+def _with_header(data: bytes, empty_sections: bool = False, **fields) -> bytes:
+    f = parse(data)
+    for k, v in fields.items():
+        setattr(f.header, k, v)
+    if empty_sections:
+        f.sections = [b""] * len(f.sections)
+    return f.to_bytes()
+
+
+def test_a_thin_header_cannot_ask_for_64_times_its_pixels(tiny_model, small_limit, monkeypatch):
+    """Found by the fuzzer: a header of 1 x 2**18 pixels (within a 2**18 limit) over empty sections
+    decoded a 64 x 2**18 padded image (5 s, 300 MB with the tiny SIC model). The limit now applies to
+    the padded size, checked before any decoding."""
+    data = _with_header(_hp_file(tiny_model), empty_sections=True, width=1, height=small_limit)
+    parse(data)  # the nominal size is within the limit
+    monkeypatch.setattr(type(tiny_model), "decompress_latents", lambda *a, **k: pytest.fail("decoded"))
+    with pytest.raises(LimitError, match="padded"):
+        sicodec.decompress(data, model=tiny_model)
+    # the same size as a real image is refused by the encoder too
+    with pytest.raises(LimitError, match="1x262144 pixels is coded as 64x262144"):
+        sicodec.compress(Image.new("RGB", (1, small_limit)), model=tiny_model)
+
+
+def test_a_header_that_lies_about_the_size_decodes_to_that_size_within_the_limit(tiny_model, small_limit):
+    data = _with_header(_hp_file(tiny_model), empty_sections=True, width=300, height=200)
+    image = sicodec.decompress(data, model=tiny_model)
+    assert image.size == (300, 200) and image.mode == "RGB"
+
+
+def test_non_finite_synthesis_output_decodes_to_defined_pixels(tiny_model, monkeypatch):
+    """Corrupt sections can decode to latents of 2**20 and more, which overflow the synthesis to NaN;
+    NaN cast to uint8 differs between CPUs, so such pixels are 0 everywhere."""
+    data = _hp_file(tiny_model)
+    nan = torch.full((1, 3, 64, 64), float("nan"))
+    nan[:, :, :32] = float("inf")
+    monkeypatch.setattr(type(tiny_model), "decompress_latents", lambda *a, **k: nan)
+    pixels = np.asarray(sicodec.decompress(data, model=tiny_model))
+    assert (pixels[:32] == 255).all() and (pixels[32:] == 0).all()
