@@ -51,7 +51,12 @@ def load_model(model: str | os.PathLike | LatentCodecModel | None = None, qualit
         if not path.is_file():
             raise ModelError(f"{path}: no such weights file")
         return _load_file(str(path.resolve()), path.stat().st_mtime)
-    spec = resolve(str(model), quality)
+    return _load_registered(str(model), quality)
+
+
+def _load_registered(name: str, quality: int | None = None) -> LatentCodecModel:
+    """A registered model by name (or family and quality), from its installed weights file."""
+    spec = resolve(name, quality)
     found = find_weights(spec)
     if found is None:
         raise ModelError(f"no weights for {spec.name} are installed (looked in: {', '.join(map(str, weights_dirs()))})")
@@ -135,8 +140,11 @@ def truncate(data: bytes, level: int) -> bytes:
 
 
 def model_for(header: Header, model=None) -> LatentCodecModel:
-    """The model to decode a file with, refusing one whose weights differ from the encoder's."""
-    m = load_model(model if model is not None else header.model)
+    """The model to decode a file with, refusing one whose weights differ from the encoder's.
+
+    Without `model`, the header's name is looked up in the registry only, never used as a path: a
+    file must not make sicodec open files of its choosing."""
+    m = _load_registered(header.model) if model is None else load_model(model)
     if m.fingerprint() != header.fingerprint:
         raise ModelMismatchError(
             f"file was made with other weights for {header.model} (file {header.fingerprint.hex()[:12]}, "

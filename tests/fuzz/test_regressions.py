@@ -57,6 +57,17 @@ def test_a_header_that_lies_about_the_size_decodes_to_that_size_within_the_limit
     assert image.size == (300, 200) and image.mode == "RGB"
 
 
+def test_the_model_name_in_a_header_is_never_a_path(tiny_model, tiny_weights, tmp_path, monkeypatch):
+    """A file naming its model 'tiny.safetensors' made sicodec load that file from the current
+    folder; names in files are now looked up in the registry only."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(tiny_weights, tmp_path / "tiny.safetensors")
+    data = _with_header(_hp_file(tiny_model), model="tiny.safetensors")
+    with pytest.raises(ModelError, match="unknown model 'tiny.safetensors'"):
+        sicodec.decompress(data)
+    assert sicodec.decompress(data, model=tmp_path / "tiny.safetensors").size == (64, 64)  # explicitly: fine
+
+
 def test_non_finite_synthesis_output_decodes_to_defined_pixels(tiny_model, monkeypatch):
     """Corrupt sections can decode to latents of 2**20 and more, which overflow the synthesis to NaN;
     NaN cast to uint8 differs between CPUs, so such pixels are 0 everywhere."""
