@@ -161,7 +161,10 @@ def decode(data: bytes, table_index: np.ndarray, tables: list[CodingTable]) -> n
             width = np.minimum(n[sel] - start, _CHUNK_BITS)
             chunk = coder.decode(constriction.stream.model.Uniform(), (np.int64(1) << width).astype(np.int32)).astype(np.uint64)
             u[sel] |= chunk << np.uint64(start)
-        sym[escape_pos] = _unzigzag((u - np.uint64(1)).astype(np.int64))
+        values = _unzigzag((u - np.uint64(1)).astype(np.int64))
+        if int(np.abs(values).max()) >= MAX_SYMBOL_MAGNITUDE:  # the encoder never writes these
+            raise FormatError("corrupt coded data (an escaped value is out of the codable range)")
+        sym[escape_pos] = values
     if not coder.is_empty():
         raise FormatError("corrupt coded data (bits left over after decoding)")
     out = np.empty_like(sym)

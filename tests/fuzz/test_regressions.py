@@ -77,3 +77,17 @@ def test_non_finite_synthesis_output_decodes_to_defined_pixels(tiny_model, monke
     monkeypatch.setattr(type(tiny_model), "decompress_latents", lambda *a, **k: nan)
     pixels = np.asarray(sicodec.decompress(data, model=tiny_model))
     assert (pixels[:32] == 255).all() and (pixels[32:] == 0).all()
+
+
+def test_escaped_values_beyond_what_the_encoder_writes_are_corrupt_data(monkeypatch):
+    """The escape code can express values up to 2**47; the encoder refuses |v| >= 2**40, so the
+    decoder refuses them too instead of handing the synthesis absurd latents."""
+    from sicodec.entropy import coding
+
+    table = coding.CodingTable(-2, np.array([10, 20, 10, 1, 1, 5]))
+    ok = coding.encode(np.array([0, 1, 2**40 - 1, -(2**40) + 1]), np.zeros(4, np.int64), [table])
+    assert coding.decode(ok, np.zeros(4, np.int64), [table]).tolist() == [0, 1, 2**40 - 1, -(2**40) + 1]
+    monkeypatch.setattr(coding, "_check_range", lambda symbols: None)  # an encoder without the check
+    bad = coding.encode(np.array([0, 2**44]), np.zeros(2, np.int64), [table])
+    with pytest.raises(FormatError, match="out of the codable range"):
+        coding.decode(bad, np.zeros(2, np.int64), [table])
