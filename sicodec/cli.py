@@ -243,6 +243,12 @@ def cmd_export(a) -> None:
     print(f"{out}: written, with its card {out.with_suffix('.json')}")
 
 
+def cmd_serve(a) -> None:
+    from .web import serve
+
+    serve(a.host, a.port, models=a.model or None, max_upload_bytes=int(a.max_upload_mb * 2**20), max_pixels=a.max_pixels)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sicodec", description="Learned, perceptual, progressive image compression.")
     p.add_argument("--version", action="version", version=f"sicodec {__import__('sicodec').__version__}")
@@ -380,6 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("input")
     model_args(q)
     q.set_defaults(fn=cmd_roundtrip)
+
+    q = sub.add_parser("serve", help="a local web page to try models and levels and compare with JPEG/WebP/AVIF (web extra)")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    q.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    q.add_argument("--model", action="append", help="offer this model (name or .safetensors file; repeatable; "
+                                                   "default: every installed model)")
+    q.add_argument("--max-upload-mb", type=float, default=20.0, help="largest upload in MiB (default 20)")
+    q.add_argument("--max-pixels", type=int, default=2**24, help="largest image, width x height (default 2^24)")
+    q.set_defaults(fn=cmd_serve)
     return p
 
 
