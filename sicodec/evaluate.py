@@ -3,7 +3,9 @@
 Every point is a file written to disk and read back: its whole size is the rate (bits per original
 pixel), and the metrics are computed on what decoding that file returns. The model's own estimate
 of the rate (from its likelihoods) is reported beside it. A hyperprior family gives one point per
-installed quality; a SIC model one point per level, all cut from one progressive file.
+installed quality; a SIC model one point per level, all cut from one progressive file. FID and KID,
+when asked for, are measured per point over all images' patches (see `sicodec.bench.fidkid`); with sampled
+decoding (--samples) every sample's patches join the decoded side.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 
 from . import codec
+from .bench import fidkid
 from .bench.run import check_metric_weights, environment, list_images, metric_keys, quality_metrics, run_jobs
 from .bench.results import make_results
 from .errors import SicodecError
@@ -49,10 +52,12 @@ def parse_levels(text: str, top: int) -> list[int]:
 
 
 def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, samples: int, keys, workdir: Path) -> list[dict]:
-    """Rows (one per point) for one image: real bpp, estimated bpp, metrics, times."""
+    """Rows (one per point) for one image: real bpp, estimated bpp, metrics, times (and, for FID or KID, the
+    patch features under `fidkid.FEATURES`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = prepare(path).pixels
+    reference_features = fidkid.features(reference) if fidkid.wanted(keys) else None
     pixels = reference.shape[0] * reference.shape[1]
     t = time.perf_counter()
     data = codec.compress(path, model=model)
@@ -66,17 +71,22 @@ def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, sampl
         file.write_bytes(codec.truncate(data, level) if level else data)
         coded = file.read_bytes()
         sampled = level is not None and level < model.slices and mode != "mean"
-        scores, decode_time = [], 0.0
+        scores, decoded_features, decode_time = [], [], 0.0
         for seed in range(samples if sampled else 1):
             t = time.perf_counter()
             image = codec.decompress(coded, model=model, **({"level": level, "mode": mode, "seed": seed} if level else {}))
             decode_time += time.perf_counter() - t
-            scores.append(quality_metrics(reference, np.asarray(image.convert("RGB")), keys))
+            decoded = np.asarray(image.convert("RGB"))
+            scores.append(quality_metrics(reference, decoded, keys))
+            if reference_features is not None:
+                decoded_features.append(fidkid.features(decoded))
         used = likelihoods if level is None else {k: v for k, v in likelihoods.items() if k == "z" or int(k[1:]) <= level}
         row = {"image": path.name, "point": level if level else spec.quality if spec and spec.quality else 0,
                "bpp": 8 * len(coded) / pixels, "estimated_bpp": float(bits(used)) / pixels,
                "encoding_time": encode_time, "decoding_time": decode_time / len(scores)}
         row.update({k: float(np.mean([s[k] for s in scores])) for k in scores[0]})
+        if reference_features is not None:
+            fidkid.attach(row, reference_features, decoded_features)
         rows.append(row)
     return rows
 
@@ -96,15 +106,16 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean",
     keys = metric_keys(metrics)
     check_metric_weights(keys)
     images = list_images(folder)
+    fid_note = fidkid.check_patches(images, keys)
     names = model_names(name)
     jobs = [(n, path, levels, mode, samples, keys) for n in names for path in images]
-    rows = run_jobs(_evaluate_path, jobs, workers, "eval")
+    rows, per_point = fidkid.per_point(run_jobs(_evaluate_path, jobs, workers, "eval"), keys)
     first = codec.load_model(names[0])
     progressive = first.progressive
     rows.sort(key=lambda r: (r["point"], r["image"]))
     return make_results(
         name if len(names) > 1 else first.name, f"sicodec eval of {name} ({'levels, fill mode ' + mode if progressive else 'qualities'})", rows,
         meta={"models": names, "mode": mode if progressive else None, "samples": samples, "workers": workers,
-              **environment()},
-        point_key="level" if progressive else "quality")
+              **fid_note, **environment()},
+        point_key="level" if progressive else "quality", point_metrics=per_point)
 

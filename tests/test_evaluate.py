@@ -1,8 +1,10 @@
 """`sicodec eval`: real files per level or quality, averaged into the results layout."""
 
 import json
+import math
 
 import pytest
+import torch
 from PIL import Image
 
 from sicodec.bench.results import validate_results
@@ -67,3 +69,44 @@ def test_bench_bd_rate_and_plot_commands(folder, tmp_path, capsys):
     assert main(["plot", str(webp), str(jpeg), "-o", str(tmp_path / "rd.png")]) == 0
     assert (tmp_path / "rd.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["bench", "no-such-codec", str(folder)]) == 1
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # on a busy 2-core machine more threads only contend
+    yield
+    torch.set_num_threads(before)
+
+
+def test_eval_measures_fid_and_kid_per_level(tmp_path, random_inception, one_thread, monkeypatch):
+    """FID and KID over both images per level, with a random-weight Inception (the plumbing, not the values);
+    with sampled decoding every sample's patches count."""
+    from conftest import make_tiny_sic
+    from sicodec.bench import fidkid
+    from sicodec.evaluate import evaluate_results
+    from sicodec.models.weights import save_weights
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for n in (1, 4):
+        Image.open(kodak(n)).convert("RGB").crop((0, 0, 256, 256)).save(images / f"k{n}.png")
+    weights = tmp_path / "sic-test.safetensors"
+    save_weights(make_tiny_sic(), weights, half=False)
+    seen = []
+    per_point = fidkid.per_point
+
+    def spy(rows, keys):
+        seen.extend(r[fidkid.FEATURES] for r in rows)
+        return per_point(rows, keys)
+
+    monkeypatch.setattr(fidkid, "per_point", spy)
+    data = evaluate_results(str(weights), images, levels="1,4", mode="uniform", samples=2,
+                            metrics=("psnr", "fid", "kid"))
+    r = data["results"]
+    assert r["level"] == [1, 4]
+    assert all(len(r[k]) == 2 and all(map(math.isfinite, r[k])) for k in ("fid", "kid", "kid_std"))
+    # 1 patch per image; level 1 of 4 is sampled twice, level 4 (the whole file) decoded once
+    assert sorted((len(ref), len(dec)) for ref, dec in seen) == [(1, 1), (1, 1), (1, 2), (1, 2)]
+    assert not any(fidkid.FEATURES in row for row in data["per_image"])
+    json.dumps(data, allow_nan=False)

@@ -1,4 +1,5 @@
-"""Rate-quality plots of results dicts: one panel per metric present (PSNR, MS-SSIM, LPIPS, DISTS against bpp).
+"""Rate-quality plots of results dicts: one panel per metric present (PSNR, MS-SSIM, LPIPS, DISTS, FID, KID
+against bpp).
 
 matplotlib is imported only when `plot` is called (it is an optional dependency) and always with the Agg backend.
 """
@@ -11,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import SicodecError
-from .results import METRIC_KEYS, atomic_write_bytes, validate_results
+from .results import DATASET_METRIC_KEYS, METRIC_KEYS, atomic_write_bytes, validate_results
 
 __all__ = ["plot"]
 
@@ -31,6 +32,8 @@ _PANELS = {
     "ms-ssim-rgb": ("MS-SSIM (dB) = -10 log10(1 - MS-SSIM)", _ms_ssim_db),
     "lpips": ("LPIPS (lower is better)", _same),
     "dists": ("DISTS (lower is better)", _same),
+    "fid": ("FID, 256x256 patches (lower is better)", _same),
+    "kid": ("KID, 256x256 patches (lower is better)", _same),
 }
 
 
@@ -57,7 +60,7 @@ def plot(results_list: list[dict], out_path: str | os.PathLike, title: str | Non
     except ImportError:
         raise SicodecError("plotting needs matplotlib (pip install matplotlib)") from None
 
-    metrics = [k for k in METRIC_KEYS if any(k in r["results"] for r in results_list)]
+    metrics = [k for k in (*METRIC_KEYS, *DATASET_METRIC_KEYS) if any(k in r["results"] for r in results_list)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.0), squeeze=False)
     try:
         for ax, key in zip(axes[0], metrics):

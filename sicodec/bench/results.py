@@ -7,6 +7,7 @@
       "results": {                                 # one entry per rate point, averaged over the images
         "quality": [...],                          # or "level" / "lambda": what selects the point
         "bpp": [...], "psnr-rgb": [...], "ms-ssim-rgb": [...], "lpips": [...], "dists": [...],
+        "fid": [...], "kid": [...], "kid_std": [...],  # optional; over all images of a point, not averaged
         "encoding_time": [...], "decoding_time": [...]
       },
       "per_image": [{"image": "kodim01.png", "point": 10, "bpp": ..., "psnr-rgb": ..., ...}, ...]
@@ -14,7 +15,9 @@
 
 "results" is what CompressAI's plotting tools read (every list of one length); "per_image" is an addition of
 ours, kept outside "results" so those tools are not confused. Averages are plain means over images of the
-per-image values (so PSNR is averaged in dB, as CompressAI does). Times are seconds per image.
+per-image values (so PSNR is averaged in dB, as CompressAI does). Times are seconds per image. FID and KID are
+data-set metrics (see `sicodec.metrics.fid`): one value per point, measured on the 256x256 patches of all images,
+with no per-image counterpart in "per_image".
 """
 
 from __future__ import annotations
@@ -29,20 +32,24 @@ from ..errors import SicodecError
 from ..fileio import write_bytes_atomic
 
 __all__ = [
-    "POINT_KEYS", "PER_IMAGE_ONLY", "METRIC_KEYS", "METRIC_NAMES", "LOWER_IS_BETTER", "validate_results", "load_results",
+    "POINT_KEYS", "PER_IMAGE_ONLY", "METRIC_KEYS", "DATASET_METRIC_KEYS", "METRIC_NAMES", "LOWER_IS_BETTER", "validate_results", "load_results",
     "save_results", "atomic_write_bytes", "results_from_rows", "make_results",
 ]
 
 POINT_KEYS = ("quality", "level", "lambda")
 """Keys that may name the rate points in "results" (what setting selected each point)."""
 
-METRIC_NAMES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "lpips": "lpips", "dists": "dists"}
+METRIC_NAMES = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "lpips": "lpips", "dists": "dists", "fid": "fid",
+                "kid": "kid"}
 """Short metric names (CLI, function arguments) -> keys in "results"."""
 
-METRIC_KEYS = tuple(METRIC_NAMES.values())
-LOWER_IS_BETTER = frozenset({"lpips", "dists"})
+METRIC_KEYS = ("psnr-rgb", "ms-ssim-rgb", "lpips", "dists")
+"""Per-image metrics: measured on each image, averaged over the images of a point."""
+DATASET_METRIC_KEYS = ("fid", "kid")
+"""Data-set metrics: measured once per point over all its images (KID's spread over subsets goes in "kid_std")."""
+LOWER_IS_BETTER = frozenset({"lpips", "dists", "fid", "kid"})
 TIME_KEYS = ("encoding_time", "decoding_time")
-_ORDER = ("bpp", *METRIC_KEYS, *TIME_KEYS)
+_ORDER = ("bpp", *METRIC_KEYS, *DATASET_METRIC_KEYS, "kid_std", *TIME_KEYS)
 PER_IMAGE_ONLY = frozenset({"point", "width", "height", "bytes"})
 """Numeric row fields that stay in "per_image" and are not averaged into "results"."""
 
@@ -57,6 +64,8 @@ def _check_range(where: str, key: str, values: list) -> None:
         "ms-ssim-rgb": (lambda v: 0 <= v <= 1, "must lie in [0, 1]"),
         "lpips": (lambda v: v >= 0, "must be >= 0"),
         "dists": (lambda v: v >= 0, "must be >= 0"),
+        "fid": (lambda v: v >= 0, "must be >= 0"),
+        "kid_std": (lambda v: v >= 0, "must be >= 0"),
         "encoding_time": (lambda v: v >= 0, "must be >= 0"),
         "decoding_time": (lambda v: v >= 0, "must be >= 0"),
     }
@@ -71,7 +80,8 @@ def validate_results(data, where: str = "results") -> dict:
     """Check that `data` has the results layout above; return it unchanged, or raise SicodecError saying what is wrong.
 
     Required: "name" (non-empty string), "description" (string), "results" (dict of lists of finite numbers, all of
-    one non-zero length, with "bpp" and at least one of psnr-rgb, ms-ssim-rgb, lpips, dists). Optional: "meta"
+    one non-zero length, with "bpp" and at least one of psnr-rgb, ms-ssim-rgb, lpips, dists, fid, kid; KID may
+    be slightly negative, its estimator being unbiased). Optional: "meta"
     (dict), "per_image" (list of dicts, each with a numeric "point" and "bpp"; numeric fields finite).
     """
     if not isinstance(data, dict):
@@ -88,8 +98,9 @@ def validate_results(data, where: str = "results") -> dict:
         raise SicodecError(f"{where}: 'results' must be a non-empty object of lists")
     if "bpp" not in res:
         raise SicodecError(f"{where}: 'results' has no 'bpp' list")
-    if not any(k in res for k in METRIC_KEYS):
-        raise SicodecError(f"{where}: 'results' has no quality metric (one of {', '.join(METRIC_KEYS)})")
+    if not any(k in res for k in (*METRIC_KEYS, *DATASET_METRIC_KEYS)):
+        raise SicodecError(f"{where}: 'results' has no quality metric "
+                           f"(one of {', '.join((*METRIC_KEYS, *DATASET_METRIC_KEYS))})")
     length = None
     for key, values in res.items():
         if not isinstance(values, list):
@@ -194,8 +205,19 @@ def results_from_rows(rows: list[dict], point_key: str = "quality") -> dict:
 
 
 def make_results(name: str, description: str, rows: list[dict], meta: dict | None = None,
-                 point_key: str = "quality") -> dict:
-    """The full results dict (name, description, meta, averaged results, per-image rows), validated."""
+                 point_key: str = "quality", point_metrics: dict[str, list[float]] | None = None) -> dict:
+    """The full results dict (name, description, meta, averaged results, per-image rows), validated.
+
+    `point_metrics`: lists measured per point rather than per image (FID, KID: see `sicodec.bench.fidkid`), one
+    value per point in ascending point order; they join "results" after the averaged metrics.
+    """
+    results = results_from_rows(rows, point_key)
+    for key, values in (point_metrics or {}).items():
+        if key in results:
+            raise SicodecError(f"{key!r} is both averaged over the rows and given per point")
+        results[key] = [float(v) for v in values]
+    order = [point_key, *_ORDER]
+    results = {k: results[k] for k in sorted(results, key=lambda k: order.index(k) if k in order else len(order))}
     data = {"name": name, "description": description, "meta": dict(meta or {}),
-            "results": results_from_rows(rows, point_key), "per_image": [dict(r) for r in rows]}
+            "results": results, "per_image": [dict(r) for r in rows]}
     return validate_results(data, where=f"results of {name}")

@@ -10,7 +10,8 @@ with time.perf_counter (one run each, after one warm-up per process; library def
 
 `quality_metrics` and `results_from_rows` (re-exported from `results`) serve any codec, learned ones included:
 build one row per image and point, {"image", "point", "bpp", <metric keys>, "encoding_time", "decoding_time"},
-and turn the list into the averaged layout with `make_results`.
+and turn the list into the averaged layout with `make_results`. FID and KID are measured per point over all
+images (see `sicodec.bench.fidkid`): the rows carry patch features until `fidkid.per_point` takes them out.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 
 from ..errors import SicodecError
 from ..image import IMAGE_SUFFIXES, SicodecNotice, list_image_files, prepare
-from . import classic
-from .results import METRIC_KEYS, METRIC_NAMES, make_results, results_from_rows
+from . import classic, fidkid
+from .results import DATASET_METRIC_KEYS, METRIC_KEYS, METRIC_NAMES, make_results, results_from_rows
 
 __all__ = [
     "DEFAULT_METRICS", "IMAGE_SUFFIXES", "bench_classic", "bench_image", "list_images", "metric_keys",
@@ -39,40 +40,44 @@ _MS_SSIM_FULL_SIDE = 161  # smallest side that gets all 5 MS-SSIM scales
 
 
 def metric_keys(metrics) -> tuple[str, ...]:
-    """Metric names (psnr, ms-ssim, lpips, dists, or their results keys) -> results keys, in the canonical order."""
+    """Metric names (psnr, ms-ssim, lpips, dists, fid, kid, or their results keys) -> results keys, in the canonical
+    order (the per-image metrics, then the data-set ones)."""
     if isinstance(metrics, str):
         metrics = (metrics,)
     keys = set()
     for m in metrics:
         if m in METRIC_NAMES:
             keys.add(METRIC_NAMES[m])
-        elif m in METRIC_KEYS:
+        elif m in METRIC_KEYS or m in DATASET_METRIC_KEYS:
             keys.add(m)
         else:
             raise SicodecError(f"unknown metric {m!r}; use any of {', '.join(METRIC_NAMES)}")
     if not keys:
         raise SicodecError("no metric selected; use any of " + ", ".join(METRIC_NAMES))
-    return tuple(k for k in METRIC_KEYS if k in keys)
+    return tuple(k for k in (*METRIC_KEYS, *DATASET_METRIC_KEYS) if k in keys)
 
 
 def check_metric_weights(metrics) -> None:
-    """Fail early, before any encoding, when LPIPS or DISTS is asked for and its weights cannot be found."""
-    from ..metrics.weights import DISTS_FILE, LPIPS_FILE, find_weights
+    """Fail early, before any encoding, when LPIPS, DISTS, FID or KID is asked for and the network's weights cannot
+    be found (or, with downloads allowed, fetched; see `sicodec.metrics.weights.locate_weights`)."""
+    from ..metrics.weights import DISTS_FILE, INCEPTION_FILE, LPIPS_FILE, locate_weights
 
-    files = {"lpips": LPIPS_FILE, "dists": DISTS_FILE}
-    for key in metric_keys(metrics):
-        if key in files:
-            try:
-                find_weights(files[key])
-            except SicodecError as e:
-                raise type(e)(f"{e}; or leave {key} out of the metrics") from None
+    files = {"lpips": LPIPS_FILE, "dists": DISTS_FILE, "fid": INCEPTION_FILE, "kid": INCEPTION_FILE}
+    keys = metric_keys(metrics)
+    for file in dict.fromkeys(files[k] for k in keys if k in files):
+        try:
+            locate_weights(file)
+        except SicodecError as e:
+            users = " and ".join(k for k in keys if files.get(k) == file)
+            raise type(e)(f"{e}; or leave {users} out of the metrics") from None
 
 
 def quality_metrics(reference: np.ndarray, decoded: np.ndarray, metrics=DEFAULT_METRICS) -> dict[str, float]:
     """The selected metrics of `decoded` against `reference` (uint8 HxWx3 arrays), keyed as in results.
 
     MS-SSIM on images under 161 px on a side uses fewer scales (see sicodec.metrics.classic); its notice is
-    silenced here, callers record it once (see `bench_classic`).
+    silenced here, callers record it once (see `bench_classic`). FID and KID are not per-image metrics: they are
+    skipped here (see `sicodec.bench.fidkid`).
     """
     from .. import metrics as m
 
@@ -126,6 +131,8 @@ def bench_image(codec_name: str, path, qualities, metrics=DEFAULT_METRICS) -> li
     path = Path(path)
     pixels = prepare(path).pixels
     h, w = pixels.shape[:2]
+    keys = metric_keys(metrics)
+    reference = fidkid.features(pixels) if fidkid.wanted(keys) else None
     rows = []
     for q in qualities:
         t0 = time.perf_counter()
@@ -138,8 +145,10 @@ def bench_image(codec_name: str, path, qualities, metrics=DEFAULT_METRICS) -> li
                                f"not {w}x{h}")
         row = {"image": path.name, "point": int(q), "bytes": len(data), "width": w, "height": h,
                "bpp": 8 * len(data) / (w * h)}
-        row.update(quality_metrics(pixels, decoded, metrics))
+        row.update(quality_metrics(pixels, decoded, keys))
         row.update({"encoding_time": t1 - t0, "decoding_time": t2 - t1})
+        if reference is not None:
+            fidkid.attach(row, reference, [fidkid.features(decoded)])
         rows.append(row)
     return rows
 
@@ -214,9 +223,10 @@ def bench_classic(codec_name: str, image_dir, qualities=None, metrics=DEFAULT_ME
     """Benchmark classic codec `codec_name` on the images of `image_dir` (a folder, or a list of files).
 
     `qualities`: the codec's quality values (default: its ladder, see `sicodec.bench.classic`). `metrics`: any of
-    psnr, ms-ssim, lpips, dists. `workers` > 1 spreads the images over that many processes (timings then share
-    the CPU: compare timings only between runs with the same number of workers; the workers are started with
-    "spawn", so a calling script needs the `if __name__ == "__main__":` guard). `progress` shows a tqdm bar
+    psnr, ms-ssim, lpips, dists, fid, kid (the last two per quality over all images, see `sicodec.bench.fidkid`).
+    `workers` > 1 spreads the images over that many processes (timings then share the CPU: compare timings only
+    between runs with the same number of workers; the workers are started with "spawn", so a calling script
+    needs the `if __name__ == "__main__":` guard). `progress` shows a tqdm bar
     when tqdm is installed. Returns a validated results dict with per-image rows under "per_image".
     """
     spec = classic.require(codec_name)
@@ -232,10 +242,12 @@ def bench_classic(codec_name: str, image_dir, qualities=None, metrics=DEFAULT_ME
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SicodecError(f"workers must be a positive integer, got {workers!r}")
     files = list_images(image_dir)
+    fid_note = fidkid.check_patches(files, keys)
     workers = min(workers, len(files))
 
     rows = run_jobs(bench_image, [(codec_name, f, qualities, keys) for f in files], workers, codec_name, progress,
                     initializer=_init_worker, initargs=(codec_name,))
+    rows, per_point = fidkid.per_point(rows, keys)
     order = {f.name: i for i, f in enumerate(files)}
     rows.sort(key=lambda r: (order[r["image"]], r["point"]))
 
@@ -252,9 +264,10 @@ def bench_classic(codec_name: str, image_dir, qualities=None, metrics=DEFAULT_ME
                    "workers": workers, "threads": "library defaults",
                    "note": "seconds per image; with workers > 1 the processes share the CPU"},
         "environment": environment(),
+        **fid_note,
     }
     if "ms-ssim-rgb" in keys and small:
         meta["ms-ssim-note"] = ("some images are under 161 px on a side: their MS-SSIM uses fewer than 5 scales "
                                 "and is not comparable with published 5-scale values")
     description = f"{spec.description}; {len(files)} images from {folder.name}"
-    return make_results(codec_name, description, rows, meta, point_key="quality")
+    return make_results(codec_name, description, rows, meta, point_key="quality", point_metrics=per_point)

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..bench.results import DATASET_METRIC_KEYS
 from ..bench.run import check_metric_weights, list_images, metric_keys
+from ..errors import SicodecError
 from ..evaluate import evaluate_image
 from ..models.registry import build_model
 
@@ -28,6 +30,9 @@ class Validator:
     def __init__(self, folder: str, images: int | None = None, metrics=("psnr", "ms-ssim", "lpips")):
         self.files = list_images(folder)[:images] if images else list_images(folder)
         self.keys = tuple(dict.fromkeys(("psnr-rgb", *metric_keys(metrics))))  # PSNR is needed for the objective
+        if any(k in DATASET_METRIC_KEYS for k in self.keys):
+            raise SicodecError("FID and KID are data-set metrics, not validation metrics; measure them with "
+                               "sicodec eval")
         check_metric_weights(self.keys)
 
     def measure(self, model) -> dict:

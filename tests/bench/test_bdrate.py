@@ -96,7 +96,10 @@ def test_missing_metric_and_unknown_metric_raise():
     with pytest.raises(SicodecError, match="lpips"):
         bd_rate(res(BPP, **{"psnr-rgb": PSNR}), res(BPP, **{"psnr-rgb": PSNR}), "lpips")
     with pytest.raises(SicodecError, match="unknown metric"):
-        bd_rate(res(BPP, **{"psnr-rgb": PSNR}), res(BPP, **{"psnr-rgb": PSNR}), "fid")
+        bd_rate(res(BPP, **{"psnr-rgb": PSNR}), res(BPP, **{"psnr-rgb": PSNR}), "niqe")
+    # FID is lower-is-better: a curve with lower FID at the same rates saves bits
+    fid = [40.0, 30.0, 22.0, 16.0, 12.0]
+    assert bd_rate(res(BPP, fid=fid), res(BPP, fid=[v * 0.8 for v in fid]), "fid") < 0
 
 
 def test_pchip_is_exact_on_lines_and_does_not_overshoot():

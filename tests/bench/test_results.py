@@ -37,6 +37,9 @@ def test_good_results_validate():
     (lambda d: d.update(per_image={}), "'per_image'"),
     (lambda d: d["per_image"][0].pop("point"), r"per_image\[0\].*'point'"),
     (lambda d: d["per_image"][1].update(lpips=math.inf), "not finite"),
+    (lambda d: d["results"].update(fid=[1.0, -0.5]), r"results\['fid'\]\[1\].*>= 0"),
+    (lambda d: d["results"].update(kid_std=[-1e-3, 0.0]), r"'kid_std'.*>= 0"),
+    (lambda d: d["results"].update(kid=[0.01]), "kid.*1 values"),
 ])
 def test_bad_results_are_refused_with_a_message(change, match):
     d = good()
@@ -98,6 +101,25 @@ def test_rows_are_averaged_per_point_in_order():
 def test_make_results_keeps_rows_and_validates():
     d = make_results("m", "desc", rows(), {"note": 1})
     assert d["per_image"] == rows() and d["meta"] == {"note": 1} and d["results"]["quality"] == [10, 20]
+
+
+def test_fid_and_kid_are_optional_per_point_lists():
+    d = good()
+    d["results"].update(fid=[12.0, 8.5], kid=[0.004, -0.0002], kid_std=[0.001, 0.0])  # KID may dip below 0
+    assert validate_results(d) is d
+    only = {"name": "x", "description": "", "results": {"bpp": [0.3], "fid": [20.0]}}
+    assert validate_results(only) is only
+
+
+def test_make_results_adds_per_point_metrics_in_place():
+    d = make_results("m", "desc", rows(), point_metrics={"kid_std": [0.1, 0.2], "kid": [0.5, 0.3], "fid": [9.0, 4.0]})
+    assert list(d["results"]) == ["quality", "bpp", "psnr-rgb", "fid", "kid", "kid_std", "encoding_time",
+                                  "decoding_time"]
+    assert d["results"]["fid"] == [9.0, 4.0] and d["per_image"] == rows()
+    with pytest.raises(SicodecError, match="one value per rate point"):
+        make_results("m", "desc", rows(), point_metrics={"fid": [1.0]})
+    with pytest.raises(SicodecError, match="'psnr-rgb' is both"):
+        make_results("m", "desc", rows(), point_metrics={"psnr-rgb": [1.0, 2.0]})
 
 
 def test_rows_that_disagree_are_refused():

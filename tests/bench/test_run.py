@@ -53,6 +53,47 @@ def test_missing_weights_fail_before_any_encoding(crops_dir, no_metric_weights):
         bench_classic("jpeg-420", crops_dir, qualities=[50], metrics=("psnr", "lpips"), progress=False)
 
 
+def test_missing_inception_weights_fail_before_any_encoding(crops_dir, no_metric_weights, monkeypatch):
+    monkeypatch.setattr(classic, "encode_with", lambda *a: pytest.fail("encoded despite missing weights"))
+    with pytest.raises(SicodecError, match="inception_fid.safetensors not found.*leave fid and kid out"):
+        bench_classic("jpeg-420", crops_dir, qualities=[50], metrics=("psnr", "fid", "kid"), progress=False)
+
+
+def test_fid_needs_images_that_give_patches(crops_dir, random_inception, monkeypatch):
+    monkeypatch.setattr(classic, "encode_with", lambda *a: pytest.fail("encoded although FID cannot be measured"))
+    with pytest.raises(SicodecError, match="at least 2 patches of 256x256.*give 0"):
+        bench_classic("jpeg-420", crops_dir, qualities=[50], metrics=("fid",), progress=False)
+
+
+@pytest.fixture(scope="module")
+def patch_dir(tmp_path_factory):
+    """Two 256x256 Kodak crops: one FID patch each."""
+    from conftest import kodak
+
+    folder = tmp_path_factory.mktemp("patches")
+    for n, (x, y) in ((1, (200, 100)), (23, (300, 150))):
+        with Image.open(kodak(n)) as im:
+            im.convert("RGB").crop((x, y, x + 256, y + 256)).save(folder / f"kodim{n:02d}.png")
+    return folder
+
+
+def test_bench_with_fid_and_kid_per_quality(patch_dir, random_inception, tmp_path):
+    """The whole path on a random-weight Inception: features from the workers, FID and KID per quality in
+    "results", JSON-clean rows, a plot with their panels."""
+    from sicodec.bench.plot import plot
+
+    res = bench_classic("jpeg-420", patch_dir, qualities=[10, 90], metrics=("psnr", "fid", "kid"), progress=False)
+    r = res["results"]
+    assert list(r)[:6] == ["quality", "bpp", "psnr-rgb", "fid", "kid", "kid_std"]
+    assert all(len(r[k]) == 2 and np.isfinite(r[k]).all() for k in ("fid", "kid", "kid_std"))
+    assert all(v >= 0 for v in r["fid"]) and r["fid"] != [0.0, 0.0]
+    assert res["meta"]["metrics"] == ["psnr-rgb", "fid", "kid"] and "(2 patches of the originals)" in res["meta"]["fid-kid"]
+    assert all(set(row) == {"image", "point", "bytes", "width", "height", "bpp", "psnr-rgb", "encoding_time",
+                            "decoding_time"} for row in res["per_image"])
+    assert load_results(save_results(res, tmp_path / "r.json")) == res
+    assert plot([res], tmp_path / "rd.png").is_file()
+
+
 def test_unavailable_codec_is_refused(crops_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "pillow_jxl", None)
     with pytest.raises(SicodecError, match="codec jxl is not available"):
@@ -60,7 +101,7 @@ def test_unavailable_codec_is_refused(crops_dir, monkeypatch):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"metrics": ("psnr", "fid")}, "unknown metric 'fid'"),
+    ({"metrics": ("psnr", "niqe")}, "unknown metric 'niqe'"),
     ({"metrics": ()}, "no metric"),
     ({"qualities": [50, 50]}, "repeated"),
     ({"qualities": [101]}, "quality must be"),

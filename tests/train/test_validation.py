@@ -81,3 +81,8 @@ def test_svi_validation_score_weights_each_level():
         expected += w.rate * r["bpp"] + w.distortion * 10 ** (-r["psnr-rgb"] / 10) + w.perception * r["lpips"]
     assert loss.validation_score(rows) == pytest.approx(expected / 2)
     assert SVILoss(2).validation_score(rows) < loss.validation_score(rows)  # no LPIPS term without LPIPS
+
+
+def test_data_set_metrics_are_refused_for_validation(folders):
+    with pytest.raises(sicodec.errors.SicodecError, match="FID and KID are data-set metrics"):
+        validate.Validator(str(folders[1]), metrics=("psnr", "fid"))
