@@ -63,6 +63,8 @@ class Header:
         tables_crc, width, height, colour, flags, seed, total = r.u("<IIIBBQH")
         if colour not in (COLOUR_RGB, COLOUR_GREY) or flags != 0:
             raise FormatError("unknown colour or flags in header (file from a newer sicodec?)")
+        if width < 1 or height < 1:
+            raise FormatError(f"invalid image size {width}x{height} in header")
         check_pixels(width, height)
         icc = r.take(r.u("<I")) or None
         if r.pos != len(body):

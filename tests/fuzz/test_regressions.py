@@ -91,3 +91,11 @@ def test_escaped_values_beyond_what_the_encoder_writes_are_corrupt_data(monkeypa
     bad = coding.encode(np.array([0, 2**44]), np.zeros(2, np.int64), [table])
     with pytest.raises(FormatError, match="out of the codable range"):
         coding.decode(bad, np.zeros(2, np.int64), [table])
+
+
+@pytest.mark.parametrize("size", [(0, 64), (64, 0), (0, 0)])
+def test_a_header_with_no_pixels_is_a_format_error(tiny_model, size):
+    """Was an ImageError ('invalid image size'), as if an input image were at fault."""
+    data = _with_header(_hp_file(tiny_model), width=size[0], height=size[1])
+    with pytest.raises(FormatError, match=f"invalid image size {size[0]}x{size[1]} in header"):
+        parse(data)
