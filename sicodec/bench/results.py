@@ -32,8 +32,8 @@ from ..errors import SicodecError
 from ..fileio import write_bytes_atomic
 
 __all__ = [
-    "POINT_KEYS", "PER_IMAGE_ONLY", "METRIC_KEYS", "DATASET_METRIC_KEYS", "METRIC_NAMES", "LOWER_IS_BETTER", "validate_results", "load_results",
-    "save_results", "atomic_write_bytes", "results_from_rows", "make_results",
+    "POINT_KEYS", "PER_IMAGE_ONLY", "METRIC_KEYS", "DATASET_METRIC_KEYS", "METRIC_NAMES", "LOWER_IS_BETTER",
+    "validate_results", "load_results", "save_results", "atomic_write_bytes", "results_from_rows", "make_results",
 ]
 
 POINT_KEYS = ("quality", "level", "lambda")

@@ -3,9 +3,11 @@
 Two forms are accepted; `locate_weights` finds them and `load_into` reads them into a network.
 
 1. Our safetensors files, backbone and heads in one file (`lpips_alex.safetensors`, `dists_vgg16.safetensors`,
-   `inception_fid.safetensors`: pytorch-fid's state dict under its own names), looked up, in order, at an explicit path, in the folders of $SICODEC_METRIC_WEIGHTS (os.pathsep-separated),
-   then in the torch hub cache ($TORCH_HOME/hub/checkpoints, see `torch.hub.get_dir`). They are read with
-   safetensors (no pickle). An explicit path is authoritative: when it lacks the file, nothing else is tried.
+   `inception_fid.safetensors`: pytorch-fid's state dict under its own names, with or without `fc.*` and
+   BatchNorm's `num_batches_tracked`), looked up, in order, at an explicit path, in the folders of
+   $SICODEC_METRIC_WEIGHTS (os.pathsep-separated), then in the torch hub cache ($TORCH_HOME/hub/checkpoints, see
+   `torch.hub.get_dir`). They are read with safetensors (no pickle). An explicit path is authoritative: when it
+   lacks the file, nothing else is tried.
 2. Without an explicit path, when no safetensors file is found: the original files, all in the torch hub cache
    under these names, from which the same tensors are assembled:
 
