@@ -119,3 +119,24 @@ def test_the_harness_catches_foreign_exceptions_bad_messages_and_hangs(corpus, m
     t = time.perf_counter()
     assert any("timeout" in f for f in F.run_case(case, corpus, time_limit=0.3).failures)
     assert time.perf_counter() - t < 5
+
+
+def test_the_long_run_script_survives_hangs_and_dead_workers(tmp_path):
+    """scripts/fuzz_sic.py on 5 cases, where case 1 hangs and case 3 kills its worker: both are
+    counted as failures, the other cases still run, and the summary is written."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = F.TESTS.parent
+    env = dict(os.environ, SICFUZZ_TEST_HANG="1", SICFUZZ_TEST_DIE="3")
+    out = tmp_path / "fuzz.json"
+    r = subprocess.run([sys.executable, str(root / "scripts" / "fuzz_sic.py"), "--cases", "5", "--seed", "1",
+                        "--workers", "1", "--hard-timeout", "2", "--cli-every", "2", "-o", str(out)],
+                       env=env, capture_output=True, text=True, timeout=240)
+    summary = json.loads(out.read_text())
+    assert r.returncode == 1 and summary["cases"] == 5 and summary["failures"] == 2
+    reasons = sorted(f["failures"][0].split(":")[0] for f in summary["failure_examples"])
+    assert reasons == ["hang", "worker died (exit status 9) during the case"]
+    assert sum(summary["outcomes"].values()) == 5 and summary["cli_cases"] == 3  # cases 0, 2, 4
