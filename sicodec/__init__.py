@@ -7,6 +7,7 @@
 from .codec import compress, decompress, decompress_samples, list_models, load_model, truncate
 from .errors import FormatError, ImageError, LimitError, ModelError, ModelMismatchError, SicodecError
 from .image import SicodecNotice, set_max_pixels
+from . import pillow_plugin as _pillow_plugin  # noqa: F401,E402  (registers .sic files with Pillow)
 
 __version__ = "0.1.0"
 __all__ = [
