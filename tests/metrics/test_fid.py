@@ -85,6 +85,9 @@ def test_kid_separates_and_is_deterministic(rng):
     same, _ = F.kid(a, b, subsets=20, subset_size=100)
     shifted, _ = F.kid(a, b + 1.0, subsets=20, subset_size=100)
     assert abs(same) < 0.05 and shifted > 0.5
+    # a set against itself: k(x, x) enters the cross term only, so the estimate is below 0 by O(1 / m)
+    itself, _ = F.kid(a, a, subsets=1, subset_size=300)
+    assert -0.1 < itself < 0
     assert F.kid(a, b + 1.0, subsets=20, subset_size=100, seed=3) == F.kid(a, b + 1.0, subsets=20, subset_size=100,
                                                                             seed=3)
     assert F.kid(a, b, subsets=20, subset_size=100, seed=1) != F.kid(a, b, subsets=20, subset_size=100, seed=2)
