@@ -1,7 +1,7 @@
 """The HTTP side of the web page: a FastAPI app over a `Workspace`.
 
     GET  /                              the page (static HTML, JS and CSS from this package; nothing from elsewhere)
-    GET  /static/{app.js,style.css}     the page's script and style (a fixed table, not a folder)
+    GET  /static/{app.js,style.css,favicon.svg}   the page's script, style and icon (a fixed table, not a folder)
     GET  /api/info                      models, samples, limits, which classic codecs work here
     POST /api/jobs?model=&seed=&filename=   body: the raw bytes of an image or a .sic file -> a job
     POST /api/jobs?sample=NAME&model=&seed= a job from a bundled sample (empty body)
@@ -17,6 +17,8 @@ the limit, so nothing is spooled to disk. Errors are JSON `{"error": "one line"}
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -30,7 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import ModelError, SicodecError
 from .jobs import Limits, WebError, Workspace, installed_models, status_of
 
-STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8",
+          "favicon.svg": "image/svg+xml"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; "
                                "style-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
@@ -150,7 +153,21 @@ def create_app(models=None, *, max_upload_bytes: int = Limits.max_upload_bytes, 
     @app.get("/api/jobs/{job_id}/classic")
     async def classic(request: Request, job_id: str, level: int | None = None):
         w = ws(request)
-        return await run_in_threadpool(w.classic, w.job(job_id), level)
+        job = w.job(job_id)
+        cancel = threading.Event()
+
+        async def watch():  # the search takes seconds: stop it when the page has gone or moved on
+            while not cancel.is_set():
+                if await request.is_disconnected():
+                    cancel.set()
+                await asyncio.sleep(0.2)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            return await run_in_threadpool(w.classic, job, level, cancel.is_set)
+        finally:
+            cancel.set()
+            watcher.cancel()
 
     @app.get("/api/jobs/{job_id}/original.png")
     async def original(request: Request, job_id: str):

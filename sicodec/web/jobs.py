@@ -191,9 +191,11 @@ class Workspace:
         self._model_lock = threading.Lock()  # one learned encode/decode at a time
         self._classic_lock = threading.Lock()  # the classic codecs search on their own
         self._lpips_note: str | None = None
+        self._closing = threading.Event()
 
     def close(self) -> None:
-        """Remove the temporary folder and everything in it."""
+        """Stop the work under way and remove the temporary folder and everything in it."""
+        self._closing.set()
         with self._jobs_lock:
             self._jobs.clear()
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -399,9 +401,15 @@ class Workspace:
                               **self._scores(job, pixels)}
         return job.views[key]
 
-    def classic(self, job: Job, level: int | None = None) -> dict:
+    def classic(self, job: Job, level: int | None = None, cancelled=None) -> dict:
         """JPEG, WebP and AVIF at the size of the .sic file at `level`: for each, the quality whose file is the
-        largest not above that size (found by bisection; the smallest the codec makes when none fits)."""
+        largest not above that size (found by bisection; the smallest the codec makes when none fits).
+
+        `cancelled()` is asked between encodes (the page has moved on); the search then stops with a WebError."""
+        def check() -> None:
+            if self._closing.is_set() or (cancelled is not None and cancelled()):
+                raise WebError(499, "the comparison was cancelled")
+
         level = self._check_level(job, level)
         target = job.level_bytes(level)
         out = {"level": level, "bytes": target, "bpp": job.bpp(target), "codecs": []}
@@ -417,17 +425,16 @@ class Workspace:
                 continue
             with self._classic_lock:
                 if (name, target) not in job.classic_results:
-                    job.classic_results[name, target] = self._match(job, name, label, target)
+                    job.classic_results[name, target] = self._match(job, name, label, target, check)
             out["codecs"].append(job.classic_results[name, target])
         return out
 
-    def _match(self, job: Job, name: str, label: str, target: int) -> dict:
-        from ..bench.classic import decode, get_codec
+    def _match(self, job: Job, name: str, label: str, target: int, check) -> dict:
+        from ..bench.classic import decode, encode, get_codec
 
         def size(q: int) -> int:
             if (name, q) not in job.classic_sizes:
-                from ..bench.classic import encode
-
+                check()
                 job.classic_sizes[name, q] = encode(name, job.original, q)
             return len(job.classic_sizes[name, q])
 

@@ -66,12 +66,13 @@ def test_page_is_served_locally_with_a_strict_policy(client):
     policy = page.headers["content-security-policy"]
     assert "default-src 'self'" in policy and "script-src 'self'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "style.css", "favicon.svg"):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and r.content == (STATIC / name).read_bytes()
     # Nothing is loaded from elsewhere: no absolute URL in the page, its script or its style.
     for path in STATIC.iterdir():
-        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", path.read_text()), path.name
+        text = path.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")  # a name, not a download
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text), path.name
 
 
 def test_no_request_reads_a_file_by_path(client):
@@ -295,3 +296,13 @@ def test_serve_command_errors_are_one_line(installed_sic, capsys):
     assert err.startswith("sicodec: error: cannot listen on 127.0.0.1") and err.count("\n") == 1
     assert main(["serve", "--model", "nonexistent"]) == 1
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_classic_search_stops_when_cancelled(client):
+    from sicodec.web.jobs import WebError
+
+    workspace = client.app.state.workspace
+    job = workspace.job(upload(client, png_bytes(), model="sic").json()["id"])
+    with pytest.raises(WebError, match="cancelled"):
+        workspace.classic(job, 2, cancelled=lambda: True)
+    assert not job.classic_sizes  # stopped before the first encode

@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   const state = {
     info: null, source: null, job: null, view: null, classic: null,
-    jobSeq: 0, viewSeq: 0, classicSeq: 0, playing: false, timer: null,
+    jobSeq: 0, viewSeq: 0, classicSeq: 0, playing: false, timer: null, classicTimer: null, classicAbort: null,
   };
 
   // --- small helpers ---------------------------------------------------------------------------------------
@@ -174,6 +174,9 @@
   }
 
   function setJob(job) {
+    state.classicSeq++;
+    clearTimeout(state.classicTimer);
+    if (state.classicAbort) state.classicAbort.abort();
     state.job = job;
     state.view = null;
     state.classic = null;
@@ -300,8 +303,8 @@
     const v = state.view;
     if (!job || !v) return;
     $("recon").dataset.level = String(v.level);
-    const head = job.progressive ? `Level ${v.level} of ${job.levels}: ` : "";
-    setStatus("ready", `${head}${count(v.bytes)} bytes, ${fixed(v.bpp, 4)} bpp (decoded in ${fixed(v.decode_seconds, 2)} s).`);
+    const head = job.progressive ? `Level ${v.level} of ${job.levels}` : "The whole file";
+    setStatus("ready", `${head}, decoded in ${fixed(v.decode_seconds, 2)} s.`);
   }
 
   // --- the classic codecs ----------------------------------------------------------------------------------
@@ -309,6 +312,9 @@
   function requestClassic(job, level) {
     const seq = ++state.classicSeq;
     state.classic = null;
+    clearTimeout(state.classicTimer);
+    if (state.classicAbort) state.classicAbort.abort();  // the server stops a search nobody waits for
+    state.classicAbort = null;
     if (!job.original) {
       $("classic-status").textContent = "The classic codecs need the original image; an opened .sic file has none.";
       $("classic").replaceChildren();
@@ -316,14 +322,22 @@
     }
     $("classic-status").textContent = `Finding the JPEG, WebP and AVIF qualities that fit ${count(job.sizes[level - 1].bytes)} bytes…`;
     $("classic").classList.add("stale");
-    api(`/api/jobs/${job.id}/classic?level=${level}`).then((c) => {
-      if (seq !== state.classicSeq || job !== state.job) return;
-      state.classic = c;
-      showClassic(c);
-      updateRight();
-    }, (e) => {
-      if (seq === state.classicSeq) $("classic-status").textContent = `The classic codecs failed: ${e.message}`;
-    });
+    // Wait until the level has stayed put a moment: moving the slider should not start a search per step.
+    state.classicTimer = setTimeout(() => {
+      if (seq !== state.classicSeq) return;
+      const abort = new AbortController();
+      state.classicAbort = abort;
+      api(`/api/jobs/${job.id}/classic?level=${level}`, { signal: abort.signal }).then((c) => {
+        if (seq !== state.classicSeq || job !== state.job) return;
+        state.classic = c;
+        showClassic(c);
+        updateRight();
+      }, (e) => {
+        if (seq === state.classicSeq && !abort.signal.aborted) {
+          $("classic-status").textContent = `The classic codecs failed: ${e.message}`;
+        }
+      });
+    }, 400);
   }
 
   function showClassic(c) {
