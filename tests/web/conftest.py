@@ -2,8 +2,6 @@
 
 import pytest
 
-pytest.importorskip("fastapi", reason="the web page needs the web extra: pip install 'sicodec[web]'")
-
 
 @pytest.fixture(scope="session")
 def sic_weights_dir(tmp_path_factory):

@@ -19,6 +19,9 @@ import pytest
 import sicodec
 from conftest import KODAK, SHARED
 
+pytest.importorskip("fastapi", reason="the web page needs the web extra: pip install 'sicodec[web]'")
+pytest.importorskip("uvicorn", reason="the web page needs the web extra: pip install 'sicodec[web]'")
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 INSTALL = "apt-get install -y chromium chromium-driver (as root; .ci/run installs them where apt can)"
