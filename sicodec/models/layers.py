@@ -16,7 +16,7 @@ class GDN(nn.Module):
     def __init__(self, channels: int, inverse: bool = False, gamma_init: float = 0.1):
         super().__init__()
         self.inverse = inverse
-        self.beta_raw = nn.Parameter(torch.full((channels,), _softplus_inverse(1.0)))
+        self.beta_raw = nn.Parameter(torch.full((channels,), _BETA_INIT))
         gamma = torch.full((channels, channels), 1e-4) + torch.eye(channels) * gamma_init
         self.gamma_raw = nn.Parameter(_softplus_inverse(gamma))
 
@@ -30,6 +30,9 @@ class GDN(nn.Module):
 def _softplus_inverse(x):
     x = torch.as_tensor(x, dtype=torch.float32)
     return x + torch.log(-torch.expm1(-x))
+
+
+_BETA_INIT = float(_softplus_inverse(1.0))  # a number: models can be built on the meta device
 
 
 def conv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from ..errors import ModelError
+from ..errors import ModelError, SicodecError
 from ..fileio import write_bytes_atomic
 from .base import LatentCodecModel
-from .registry import build_model
+from .registry import _architectures, build_model
 
 
 def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, trained_steps: int = 0,
@@ -43,9 +44,49 @@ def load_weights(path: str | Path) -> tuple[LatentCodecModel, dict]:
         config = json.loads(meta.get("sicodec.config", "{}"))
     except json.JSONDecodeError:
         raise ModelError(f"{path}: corrupt configuration in its metadata") from None
-    model = build_model(meta["sicodec.arch"], **config)
-    own = model.state_dict()
-    if set(own) != set(tensors) or any(own[k].shape != tensors[k].shape for k in own):
-        raise ModelError(f"{path}: weights do not match a {meta['sicodec.arch']} model with {config}")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
+    arch = meta["sicodec.arch"]
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: corrupt configuration in its metadata (not a JSON object)")
+    _check_against_tensors(path, arch, config, tensors)
+    model = build_model(arch, **config)
+    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
     return model.eval(), meta
+
+
+def _ints(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _ints(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _ints(v)
+
+
+def _check_against_tensors(path: Path, arch: str, config: dict, tensors: dict) -> None:
+    """Refuse metadata that does not describe the tensors, before allocating the model it describes.
+
+    Every size in a configuration is a tensor dimension (or smaller), so a larger number is a lie;
+    the model is then built on the meta device (no memory) and its tensor names and shapes compared
+    with the file's. Non-finite weights are refused too."""
+    lie = ModelError(f"{path}: its metadata describe a {arch} model with {json.dumps(config)}, "
+                     "which does not match the weights in the file")
+    largest = max((max(t.shape, default=1) for t in tensors.values()), default=0)
+    if any(not 0 <= v <= largest for v in _ints(config)):
+        raise lie
+    _architectures()  # import the model modules outside the meta device
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_model(arch, **config).state_dict().items()}
+    except ModelError as e:
+        raise ModelError(f"{path}: {e}") from None
+    except (SicodecError, ValueError, RuntimeError, TypeError, ZeroDivisionError) as e:
+        raise ModelError(f"{path}: invalid configuration for {arch} in its metadata ({e})") from None
+    if set(shapes) != set(tensors) or any(shapes[k] != tuple(tensors[k].shape) for k in shapes):
+        raise lie
+    for k, v in tensors.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ModelError(f"{path}: weights contain non-finite values ({k})")
