@@ -167,7 +167,10 @@ class Job:
         """Save pixels as PNG under a name made from `key` (built by this module, never from a request)."""
         if key not in self.images:
             path = self.dir / f"{key}.png"
-            Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+            try:
+                Image.fromarray(pixels).save(path, format="PNG", compress_level=1)
+            except OSError:  # the job was removed meanwhile (more than max_jobs newer ones)
+                raise WebError(404, "this result has expired; upload the image again") from None
             self.images[key] = path
         return f"/api/jobs/{self.id}/images/{key}.png"
 

@@ -306,3 +306,14 @@ def test_classic_search_stops_when_cancelled(client):
     with pytest.raises(WebError, match="cancelled"):
         workspace.classic(job, 2, cancelled=lambda: True)
     assert not job.classic_sizes  # stopped before the first encode
+
+
+def test_a_bug_is_still_one_line_of_json(installed_sic, tmp_path, monkeypatch):
+    from sicodec.web.jobs import Workspace
+
+    def broken(self):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Workspace, "info", broken)
+    with TestClient(create_app(temp_root=tmp_path), raise_server_exceptions=False) as c:
+        assert error_of(c.get("/api/info"), 500) == "internal error: RuntimeError: boom (please report this)"
