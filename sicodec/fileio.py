@@ -9,8 +9,13 @@ from pathlib import Path
 from .errors import SicodecError
 
 
-def check_output(path: str | os.PathLike, force: bool) -> Path:
+def check_output(path: str | os.PathLike, force: bool, inputs=()) -> Path:
+    """`path` as an output: refused if it exists (unless `force`), is a folder, has no folder, or is
+    one of `inputs` (sicodec never writes over its input, even with --force)."""
     path = Path(path)
+    for src in inputs:
+        if path.exists() and Path(src).exists() and os.path.samefile(path, src):
+            raise SicodecError(f"{path}: is the input file; sicodec never overwrites its input")
     if path.exists() and not force:
         raise SicodecError(f"{path}: already exists (use --force to overwrite)")
     if path.is_dir():
@@ -20,22 +25,60 @@ def check_output(path: str | os.PathLike, force: bool) -> Path:
     return path
 
 
-def write_atomic(path: str | os.PathLike, writer) -> None:
-    """Call writer(file_object) on a temporary file, fsync it and rename it to `path`."""
+def write_atomic(path: str | os.PathLike, writer, overwrite: bool = True) -> None:
+    """Call writer(file_object) on a temporary file beside `path` (a hidden name, `.NAME.*.tmp`),
+    fsync it, and rename it to `path`: a reader, a crash or a kill sees the old file or the complete
+    new one, never a partial one. With overwrite=False an existing `path` (even one created by
+    another process meanwhile) is kept and SicodecError raised."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:  # a read-only or missing folder
+        raise SicodecError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite or not _link(tmp, path):
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except FileExistsError:
+        raise SicodecError(f"{path}: already exists (use --force to overwrite)") from None
     except OSError as e:
         raise SicodecError(f"{path}: cannot write ({e.strerror or e})") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _link(tmp: str, path: Path) -> bool:
+    """Hard-link tmp to path, failing if path exists (atomic no-clobber); False where the file system
+    has no hard links (then the caller's earlier existence check is what protects `path`)."""
+    if path.exists():
+        raise FileExistsError(path)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError:
+        return False
+    return True
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable (POSIX); not possible everywhere, and then not needed."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -44,15 +87,15 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path, data: bytes) -> None:
-    write_atomic(path, lambda f: f.write(data))
+def write_bytes_atomic(path, data: bytes, overwrite: bool = True) -> None:
+    write_atomic(path, lambda f: f.write(data), overwrite)
 
 
-def save_image_atomic(image, path) -> None:
+def save_image_atomic(image, path, overwrite: bool = True) -> None:
     """Save a PIL image (format from the extension, PNG if unknown), keeping its ICC profile."""
     from PIL import Image
 
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     kwargs = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
-    write_atomic(path, lambda f: image.save(f, format=fmt, **kwargs))
+    write_atomic(path, lambda f: image.save(f, format=fmt, **kwargs), overwrite)
