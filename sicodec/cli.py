@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -46,33 +48,58 @@ def _read(path: str) -> bytes:
 
 
 def cmd_compress(a) -> None:
+    from .fileio import check_output
+    from .image import list_image_files
+
+    if Path(a.input).is_dir():
+        inputs = [p for p in list_image_files(a.input) if not p.name.startswith(".")]
+        model = _load(a)
+        _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
+        return
+    out = check_output(a.output, a.force, inputs=[a.input])
+    _compress_one(a, _load(a), Path(a.input), out)
+
+
+def _compress_one(a, model, src: Path, out: Path) -> None:
+    from .bitstream import parse
     from .codec import compress
     from .fileio import check_output, write_bytes_atomic
 
-    out = check_output(a.output, a.force)
-    model = _load(a)
+    check_output(out, a.force, inputs=[src])
     t = time.perf_counter()
-    data = compress(a.input, model=model, level=a.level, bpp=a.bpp, seed=a.seed)
+    data = compress(src, model=model, level=a.level, bpp=a.bpp, seed=a.seed)
     dt = time.perf_counter() - t
-    write_bytes_atomic(out, data)
-    from .bitstream import parse
-
+    write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
     print(f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
           f"model {h.model}, {dt:.2f} s")
 
 
 def cmd_decompress(a) -> None:
+    from .fileio import check_output
+
+    folder = Path(a.input)
+    if folder.is_dir():
+        inputs = sorted(p for p in folder.iterdir()
+                        if p.is_file() and p.suffix.lower() == ".sic" and not p.name.startswith("."))
+        if not inputs:
+            raise SicodecError(f"{folder}: no .sic files")
+        _batch(a, inputs, ".png", "decompressed", lambda src, out: _decompress_one(a, src, out))
+        return
+    _decompress_one(a, folder, check_output(a.output, a.force, inputs=[a.input]))
+
+
+def _decompress_one(a, src: Path, out: Path) -> None:
     from .codec import decompress
     from .fileio import check_output, save_image_atomic
 
-    out = check_output(a.output, a.force)
-    data = _read(a.input)
+    check_output(out, a.force, inputs=[src])
+    data = _read(src)
     options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed)) if v is not None}
     if a.samples is None:
         t = time.perf_counter()
         image = decompress(data, model=a.model, **options)
-        save_image_atomic(image, out)
+        save_image_atomic(image, out, overwrite=a.force)
         print(f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {time.perf_counter() - t:.2f} s")
         return
     from .codec import decompress_samples
@@ -81,19 +108,59 @@ def cmd_decompress(a) -> None:
     images = decompress_samples(data, a.samples, model=a.model, seed=seed, **options)
     names = [out.with_name(f"{out.stem}-{i + 1}{out.suffix}") for i in range(len(images))]
     for name in names:
-        check_output(name, a.force)
+        check_output(name, a.force, inputs=[src])
     for name, image in zip(names, images):
-        save_image_atomic(image, name)
+        save_image_atomic(image, name, overwrite=a.force)
         print(f"{name}: {image.size[0]}x{image.size[1]} {image.mode}")
+
+
+def _batch(a, inputs: list[Path], suffix: str, verb: str, one) -> None:
+    """Folder mode: every input into OUTPUT/STEM+suffix (OUTPUT created if missing). A file that fails
+    is reported on its own line and skipped; a summary follows, and any failure makes the exit
+    status non-zero."""
+    from .image import SicodecNotice
+
+    out_dir = Path(a.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SicodecError(f"{out_dir}: not a folder (the input {a.input} is a folder, so the output must be one)")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SicodecError(f"{out_dir}: cannot create the folder ({e.strerror or e})") from None
+    failed, claimed = [], {}
+    for src in inputs:
+        out = out_dir / f"{src.stem}{suffix}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", SicodecNotice)
+            try:
+                if out.name in claimed:
+                    raise SicodecError(f"{src}: its output {out.name} is also that of {claimed[out.name].name}; skipped")
+                claimed[out.name] = src
+                one(src, out)
+            except SicodecError as e:
+                _say(f"error: {e if str(e).startswith(str(src)) else f'{src}: {e}'}")
+                failed.append(src.name)
+            except Exception as e:  # a bug: reported as one, and the other files still run
+                _say(f"internal error: {src}: {type(e).__name__}: {e} (please report this)")
+                failed.append(src.name)
+            for w in caught:
+                if issubclass(w.category, SicodecNotice):
+                    _say(f"note: {src}: {w.message}")
+    done = len(inputs) - len(failed)
+    summary = f"{done} of {len(inputs)} files {verb} into {out_dir}"
+    if failed:
+        names = ", ".join(failed[:10]) + (f" and {len(failed) - 10} more" if len(failed) > 10 else "")
+        raise SicodecError(f"{summary}; {len(failed)} failed: {names}")
+    print(summary)
 
 
 def cmd_truncate(a) -> None:
     from .codec import truncate
     from .fileio import check_output, write_bytes_atomic
 
-    out = check_output(a.output, a.force)
+    out = check_output(a.output, a.force, inputs=[a.input])
     data = truncate(_read(a.input), a.level)
-    write_bytes_atomic(out, data)
+    write_bytes_atomic(out, data, overwrite=a.force)
     print(f"{out}: level {a.level}, {len(data)} bytes")
 
 
@@ -260,9 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
         if quality:
             q.add_argument("--quality", type=int, help="quality (rate point) of the model family")
 
-    q = sub.add_parser("compress", help="image -> .sic file")
-    q.add_argument("input")
-    q.add_argument("output")
+    q = sub.add_parser("compress", help="image -> .sic file (or a folder of images -> a folder of .sic files)")
+    q.add_argument("input", help="image, or a folder: each image in it is compressed to OUTPUT/NAME.sic")
+    q.add_argument("output", help=".sic file, or a folder (created if missing) when INPUT is a folder")
     model_args(q)
     q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
     q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
@@ -270,9 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_compress)
 
-    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension, PNG by default)")
-    q.add_argument("input")
-    q.add_argument("output")
+    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension, PNG by default), "
+                                          "or a folder of .sic files -> a folder of PNG images")
+    q.add_argument("input", help=".sic file, or a folder: each .sic file in it is decoded to OUTPUT/NAME.png")
+    q.add_argument("output", help="image file, or a folder (created if missing) when INPUT is a folder")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
     q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
     q.add_argument("--mode", choices=("mean", "uniform", "gaussian"), help="fill of untransmitted slices (default uniform)")
@@ -398,10 +466,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception so that temporary outputs are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .image import SicodecNotice
 
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SicodecNotice)
@@ -418,9 +497,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _say("interrupted")
         return 130
+    except _Terminated:
+        _say("terminated")
+        return 143
     except Exception as e:  # a bug: still one line, with what is needed to report it
         _say(f"internal error: {type(e).__name__}: {e} (please report this)")
         return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
