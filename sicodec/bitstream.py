@@ -114,6 +114,8 @@ class _Reader:
 def parse(data: bytes) -> SicFile:
     """Bytes -> SicFile, checking signature, version, lengths, limits and every CRC."""
     data = bytes(data)
+    if not data:
+        raise FormatError("file is empty (0 bytes)")
     if not data.startswith(SIGNATURE):
         if SIGNATURE.startswith(data[: len(SIGNATURE)]) and len(data) < len(SIGNATURE):
             raise FormatError("file is truncated in the signature")
