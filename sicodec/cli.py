@@ -223,7 +223,7 @@ def _save_json(results: dict, path: str | None, force: bool) -> None:
         print(f"{path}: written")
     r = results["results"]
     point = next(k for k in ("level", "quality", "lambda") if k in r)
-    metrics = [k for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "dists") if k in r]
+    metrics = [k for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "dists", "fid", "kid") if k in r]
     print(results["name"])
     print(f"  {point:>7s} {'bpp':>8s} " + " ".join(f"{m:>11s}" for m in metrics) + f" {'enc s':>7s} {'dec s':>7s}")
     for i in range(len(r["bpp"])):
@@ -364,7 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(fn=cmd_models)
 
     def measurement_args(q):
-        q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists", help="comma-separated: psnr, ms-ssim, lpips, dists")
+        q.add_argument("--metrics", default="psnr,ms-ssim,lpips,dists",
+                       help="comma-separated: psnr, ms-ssim, lpips, dists, fid, kid (FID/KID: per point, 256-px patches)")
         q.add_argument("--workers", type=int, default=1, help="images in parallel processes")
         q.add_argument("-o", "--output", help="results JSON (CompressAI layout)")
         q.add_argument("--force", action="store_true", help="overwrite an existing output")
