@@ -57,6 +57,8 @@ def create_app(models=None, *, max_upload_bytes: int = Limits.max_upload_bytes, 
     """The web app. `models`: registered names or .safetensors files (default: every installed model).
     Its temporary folder is made when the app starts (`app.state.workspace.dir`) and removed when it stops."""
     limits = Limits(max_upload_bytes=int(max_upload_bytes), max_pixels=int(max_pixels), max_jobs=int(max_jobs))
+    if min(limits.max_upload_bytes, limits.max_pixels, limits.max_jobs) < 1:
+        raise SicodecError("the upload, pixel and job limits must be positive")
     choices = installed_models(models)  # unknown names and unreadable weights fail here, before serving
     if not choices:
         raise ModelError("no model weights are installed; the page needs at least one model "

@@ -317,3 +317,8 @@ def test_a_bug_is_still_one_line_of_json(installed_sic, tmp_path, monkeypatch):
     monkeypatch.setattr(Workspace, "info", broken)
     with TestClient(create_app(temp_root=tmp_path), raise_server_exceptions=False) as c:
         assert error_of(c.get("/api/info"), 500) == "internal error: RuntimeError: boom (please report this)"
+
+
+def test_limits_must_be_positive(installed_sic):
+    with pytest.raises(sicodec.SicodecError, match="must be positive"):
+        create_app(max_upload_bytes=0)

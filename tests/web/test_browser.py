@@ -104,6 +104,7 @@ def _kodak_image() -> Path:
 
 
 def test_upload_and_move_the_level_slider(server, browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -131,6 +132,12 @@ def test_upload_and_move_the_level_slider(server, browser, tmp_path):
     assert width == (768 if image.parent == KODAK else 384)
     top_bpp, top_src = float(by_id("stat-bpp").text), by_id("recon").get_attribute("src")
     assert by_id("level-value").text == "4 / 4" and "dB" in by_id("stat-psnr").text
+
+    # The split between original and reconstruction follows a drag (pointer events, as from a mouse).
+    compare = by_id("compare")
+    ActionChains(d).move_to_element_with_offset(compare, -compare.size["width"] // 4, 0).click_and_hold() \
+        .move_by_offset(10, 0).release().perform()
+    assert 20 <= int(by_id("handle").get_attribute("aria-valuenow")) <= 35
 
     slider = by_id("level")
     slider.send_keys(Keys.HOME)  # the keyboard moves the range input like a user would
