@@ -12,6 +12,7 @@ from torch import nn
 from ..entropy.coding import MAX_SYMBOL_MAGNITUDE, tables_checksum
 from ..entropy.exact import Derived
 from ..errors import SicodecError
+from .tiling import run_tiled
 
 
 @contextmanager
@@ -45,6 +46,12 @@ class LatentCodecModel(nn.Module):
     min_sections: int = 1
     max_sections: int = 1
     compiled_parts: tuple[str, ...] = ("g_a", "g_s")  # what torch.compile speeds up in training (measured)
+    latent_stride: int = 16  # image pixels per latent pixel (g_a's downsampling)
+    # The coder runs g_a and g_s in tiles of `tile` latent pixels with `halo` pixels of context (part of
+    # the format: a decoder must tile the same way to give the same pixels). Images up to 1024 pixels on
+    # a side are one tile.
+    tile: int = 64
+    halo: int = 4  # g_a and g_s of the conv models reach 2 latent pixels (measured: 2 is exact to float rounding)
     config: dict
 
     def __init__(self):
@@ -69,6 +76,15 @@ class LatentCodecModel(nn.Module):
             h.update(str(tuple(t.shape)).encode())
             h.update(t.detach().to(torch.float32).cpu().contiguous().numpy().astype("<f4").tobytes())
         return h.digest()[:16]
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """g_a for coding, in tiles (bounded memory for huge images)."""
+        return run_tiled(self.g_a, x, self.latent_stride, 1, self.tile, self.halo)
+
+    def synthesis(self, y: torch.Tensor) -> torch.Tensor:
+        """g_s for decoding, in tiles, on the reproducible kernels."""
+        with reproducible_synthesis():
+            return run_tiled(self.g_s, y, 1, self.latent_stride, self.tile, self.halo)
 
     @staticmethod
     def round_latent(v: torch.Tensor) -> torch.Tensor:

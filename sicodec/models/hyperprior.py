@@ -12,7 +12,7 @@ from torch import nn
 from ..entropy.exact import Derived, ExactSequential, to_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
-from .base import LatentCodecModel, reproducible_synthesis
+from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
 
 
@@ -53,7 +53,7 @@ class ScaleHyperprior(LatentCodecModel):
 
     @torch.no_grad()
     def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
-        y = self.g_a(x)
+        y = self.analysis(x)
         z_int = self.round_latent(self.h_a(y.abs()))
         y_int = self.round_latent(y)
         return [self.entropy_z.compress(z_int), self.gaussian.compress(y_int, *coding_params(self._scales(z_int)))]
@@ -64,5 +64,4 @@ class ScaleHyperprior(LatentCodecModel):
         z_int = self.entropy_z.decompress(sections[0], (1, self.config["N"], h, w))
         scales = self._scales(z_int)
         y_int = self.gaussian.decompress(sections[1], scales.shape, *coding_params(scales))
-        with reproducible_synthesis():
-            return self.g_s(y_int.to(torch.float32))
+        return self.synthesis(y_int.to(torch.float32))

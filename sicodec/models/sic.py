@@ -19,7 +19,7 @@ from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
 from ..entropy.ops import lower_bound
 from ..errors import SicodecError
-from .base import LatentCodecModel, reproducible_synthesis
+from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
 
 FILL_MODES = ("mean", "uniform", "gaussian")
@@ -127,12 +127,13 @@ class SynonymousCodec(LatentCodecModel):
             return torch.round(mu_h + sigma_h * noise)
         raise SicodecError(f"unknown fill mode {mode!r} (choose from {', '.join(FILL_MODES)})")
 
-    def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None):
+    def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None,
+                         synthesis=None):
         """Reconstruction from slices 1..level of y_hat, the rest filled (training and evaluation)."""
         c = level * self.width
         y_fill = self.fill(mu_h[:, c:], sigma_h[:, c:], mode, generator)
         y_mix = torch.cat([y_hat[:, :c], y_fill.detach() if mode != "mean" else y_fill], dim=1)
-        return self.g_s(y_mix), y_mix
+        return (synthesis or self.g_s)(y_mix), y_mix
 
     # --- coding -------------------------------------------------------------------------------------
     def coding_tables(self) -> list:
@@ -150,7 +151,7 @@ class SynonymousCodec(LatentCodecModel):
 
     @torch.no_grad()
     def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
-        y = self.g_a(x)
+        y = self.analysis(x)
         z_int = self.round_latent(self.h_a(y))
         y_int = self.round_latent(y)
         sections = [self.entropy_z.compress(z_int)]
@@ -178,6 +179,6 @@ class SynonymousCodec(LatentCodecModel):
             decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.width, 4 * h, 4 * w), idx, offset))
         generator = torch.Generator().manual_seed(int(seed))
         y_hat = torch.cat(decoded + [torch.zeros(1, (self.slices - level) * self.width, 4 * h, 4 * w)], dim=1)
-        with reproducible_synthesis():
-            x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode, generator)
+        x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode,
+                                         generator, synthesis=self.synthesis)
         return x_hat
