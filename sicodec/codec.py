@@ -16,7 +16,7 @@ from PIL import Image
 from .bitstream import Header, SicFile, parse
 from .errors import FormatError, LimitError, ModelError, ModelMismatchError
 from .image import max_pixels, prepare, to_pil
-from .models.base import LatentCodecModel
+from .models.base import LatentCodecModel, float32_defaults
 from .models.registry import REGISTRY, find_weights, resolve, weights_dirs
 
 DEFAULT_MODEL = "sic"
@@ -102,7 +102,8 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
     h, w = img.pixels.shape[:2]
     check_padded_pixels(w, h, m.stride)
     x = _to_tensor(img.pixels, m.stride)
-    sections = m.compress_latents(x, **options)
+    with float32_defaults():
+        sections = m.compress_latents(x, **options)
     header = Header(m.name, m.fingerprint(), m.tables_checksum(), w, h,
                     grey=img.grey, seed=seed, sections_total=len(sections), icc_profile=img.icc_profile)
     f = SicFile(header, sections)
@@ -175,7 +176,8 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
         raise FormatError(f"file declares {f.header.sections_total} sections; {m.name} writes at most {m.max_sections}")
     h, w, s = f.header.height, f.header.width, m.stride
     check_padded_pixels(w, h, s)
-    x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), **options)
+    with float32_defaults():
+        x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), **options)
     # Corrupt latents can overflow the synthesis to NaN, whose cast to uint8 differs between CPUs: 0.
     pixels = (x_hat[0, :, :h, :w].nan_to_num(0.0).clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return to_pil(np.ascontiguousarray(pixels), f.header.grey, f.header.icc_profile)

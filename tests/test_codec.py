@@ -174,3 +174,27 @@ def test_huge_latents_are_coded_exactly_not_clipped(rng):
     sections = m.compress_latents(x)
     with torch.no_grad(), reproducible_synthesis():
         assert torch.equal(m.decompress_latents(sections, (64, 64)), m.g_s(y))
+
+
+@pytest.mark.parametrize("setting", ["float64 default dtype", "medium float32 matmul precision", "flush denormals"])
+def test_callers_float_settings_change_neither_files_nor_pixels(tiny_model, setting):
+    """A program that sets float64 as torch's default dtype, lowers matmul precision or flushes denormals
+    still writes the same files and decodes the same pixels (SIC and the hyperprior)."""
+    from conftest import make_tiny_sic
+
+    image = Image.open(kodak(4)).crop((0, 0, 200, 150))
+    change, undo = {
+        "float64 default dtype": (lambda: torch.set_default_dtype(torch.float64), lambda: torch.set_default_dtype(torch.float32)),
+        "medium float32 matmul precision": (lambda: torch.set_float32_matmul_precision("medium"),
+                                            lambda: torch.set_float32_matmul_precision("highest")),
+        "flush denormals": (lambda: torch.set_flush_denormal(True), lambda: torch.set_flush_denormal(False)),
+    }[setting]
+    for model in (tiny_model, make_tiny_sic()):
+        data = sicodec.compress(image, model=model)
+        pixels = sicodec.decompress(data, model=model).tobytes()
+        change()
+        try:
+            assert sicodec.compress(image, model=model) == data
+            assert sicodec.decompress(data, model=model).tobytes() == pixels
+        finally:
+            undo()

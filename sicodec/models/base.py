@@ -31,6 +31,17 @@ def reproducible_synthesis():
         torch.backends.mkldnn.enabled = before
 
 
+@contextmanager
+def float32_defaults():
+    """Coding creates its float tensors as float32 whatever default dtype the caller has set."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
+
+
 class LatentCodecModel(nn.Module):
     """Base of the registered models.
 
