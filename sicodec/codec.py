@@ -174,6 +174,11 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
         raise FormatError(f"file is truncated: it holds {len(f.sections)} of the {m.min_sections} sections needed")
     if f.header.sections_total > m.max_sections:
         raise FormatError(f"file declares {f.header.sections_total} sections; {m.name} writes at most {m.max_sections}")
+    if m.progressive and level is not None:
+        if not 1 <= level <= m.max_sections - 1:
+            raise ModelError(f"level must be between 1 and {m.max_sections - 1} for {m.name}")
+        if level > len(f.sections) - 1:
+            raise FormatError(f"level {level} asked for, but the file holds levels 1..{len(f.sections) - 1} only")
     h, w, s = f.header.height, f.header.width, m.stride
     check_padded_pixels(w, h, s)
     with float32_defaults():

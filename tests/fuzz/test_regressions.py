@@ -99,3 +99,16 @@ def test_a_header_with_no_pixels_is_a_format_error(tiny_model, size):
     data = _with_header(_hp_file(tiny_model), width=size[0], height=size[1])
     with pytest.raises(FormatError, match=f"invalid image size {size[0]}x{size[1]} in header"):
         parse(data)
+
+
+def test_a_level_the_model_or_file_does_not_have_is_a_specific_error(tiny_sic):
+    """Was the bare SicodecError base class (from inside the SIC model); the fuzzer counted 3.6 % of
+    its cases under it."""
+    from sicodec.codec import truncate
+
+    data = sicodec.compress(Image.new("RGB", (64, 64), (90, 120, 30)), model=tiny_sic)
+    for level in (0, -1, 5):
+        with pytest.raises(ModelError, match="level must be between 1 and 4 for sic-test"):
+            sicodec.decompress(data, model=tiny_sic, level=level)
+    with pytest.raises(FormatError, match="level 3 asked for, but the file holds levels 1..2 only"):
+        sicodec.decompress(truncate(data, 2), model=tiny_sic, level=3)
