@@ -65,13 +65,14 @@ def run(*argv: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def border_bands(height: int, width: int, period: int = TILE_PIXELS, half: int = 4) -> np.ndarray:
-    """Pixels within `half` of an interior tile border."""
+def border_bands(height: int, width: int, offset: int = 0, period: int = TILE_PIXELS, half: int = 4) -> np.ndarray:
+    """Pixels within `half` of an interior tile border (offset 0), or of the lines halfway between
+    borders (offset period / 2: a control with the same shape that no border touches)."""
     rows = np.zeros(height, bool)
     cols = np.zeros(width, bool)
-    for b in range(period, height, period):
+    for b in range(period + offset, height, period):
         rows[b - half:b + half] = True
-    for b in range(period, width, period):
+    for b in range(period + offset, width, period):
         cols[b - half:b + half] = True
     return rows[:, None] | cols[None, :]
 
@@ -100,11 +101,13 @@ def main() -> None:
             decoded = np.asarray(Image.open(dec).convert("RGB"), np.float64)
             err = ((original - decoded) ** 2).mean(axis=2)
             bands = border_bands(height, width)
+            control = border_bands(height, width, offset=TILE_PIXELS // 2)
             row = {"size": f"{width}x{height}", "megapixels": round(width * height / 1e6, 1), "model": a.model,
                    "bpp": round(8 * sic.stat().st_size / (width * height), 4),
                    "encode_s": enc["seconds"], "encode_peak_rss_mib": enc["peak_rss_mib"],
                    "decode_s": de["seconds"], "decode_peak_rss_mib": de["peak_rss_mib"],
-                   "psnr_tile_borders": round(psnr(err[bands]), 2), "psnr_elsewhere": round(psnr(err[~bands]), 2)}
+                   "psnr_tile_borders": round(psnr(err[bands]), 2), "psnr_elsewhere": round(psnr(err[~bands]), 2),
+                   "psnr_control_bands": round(psnr(err[control]), 2)}
             print(json.dumps(row), flush=True)
             rows.append(row)
     import platform
