@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 KODAK = SHARED / "data" / "kodak"
@@ -97,3 +98,22 @@ def random_inception(monkeypatch, random_inception_dir) -> Path:
     features: for testing the plumbing only)."""
     monkeypatch.setenv("SICODEC_METRIC_WEIGHTS", str(random_inception_dir))
     return random_inception_dir
+
+
+
+@pytest.fixture
+def make_images(tmp_path):
+    """make_images(name, count, height, width, seed=0): a folder of random RGB PNGs under tmp_path."""
+    def make(name: str, count: int, height: int, width: int, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        folder = tmp_path / name
+        folder.mkdir()
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+        return folder
+    return make
+
+
+@pytest.fixture
+def folder(make_images):
+    return make_images("imgs", 4, 70, 80)

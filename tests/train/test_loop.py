@@ -9,16 +9,6 @@ from sicodec.errors import SicodecError
 from sicodec.train.loop import train
 
 
-@pytest.fixture
-def folder(tmp_path):
-    rng = np.random.default_rng(0)
-    d = tmp_path / "imgs"
-    d.mkdir()
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (70, 80, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return d
-
-
 def _train(folder, out, steps):
     return train("hyperprior", str(folder), str(out), steps, lmbda=0.01, config={"N": 8, "M": 8},
                  batch=2, crop=64, checkpoint_every=2, log_every=1)

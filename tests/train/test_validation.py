@@ -15,16 +15,8 @@ from sicodec.train.loss import RateDistortionLoss
 
 
 @pytest.fixture
-def folders(tmp_path):
-    rng = np.random.default_rng(0)
-    out = []
-    for name, n in (("train", 4), ("val", 2)):
-        d = tmp_path / name
-        d.mkdir()
-        for i in range(n):
-            Image.fromarray(rng.integers(0, 256, (64, 72, 3), dtype=np.uint8)).save(d / f"{i}.png")
-        out.append(d)
-    return out
+def folders(make_images):
+    return make_images("train", 4, 64, 72), make_images("val", 2, 64, 72, seed=1)
 
 
 def _train(data, val, out, steps, **kw):
