@@ -5,7 +5,8 @@
 The test photos are mosaics of Kodak images (flipped at random) at 4096x4096 and 7680x4320, placed so
 that no photo edge lies on a tile border (they would make the border bands look worse for their own sake). Each
 command runs in its own process, which reports its own peak RSS. Seamlessness: PSNR of the decoded
-image in 8-pixel bands along the tile borders (every 1024 pixels) against the PSNR everywhere else.
+image in 8-pixel bands along the tile borders (every 1024 pixels) against the PSNR everywhere else
+and in control bands halfway between borders; and a 2048x2048 mosaic coded with and without tiles.
 """
 
 from __future__ import annotations
@@ -81,6 +82,21 @@ def psnr(err: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / err.mean()))
 
 
+def tiled_vs_untiled(image: Image.Image, model_name: str) -> dict:
+    """Decode one image coded with tiles and without: how far apart the two reconstructions are."""
+    import sicodec
+
+    model = sicodec.load_model(model_name)
+    tiled = np.asarray(sicodec.decompress(sicodec.compress(image, model=model), model=model), np.float64)
+    model.tile = 10**6
+    whole = np.asarray(sicodec.decompress(sicodec.compress(image, model=model), model=model), np.float64)
+    del model.tile
+    diff = np.abs(tiled - whole)
+    return {"size": f"{image.width}x{image.height}", "max_abs_difference": int(diff.max()),
+            "pixels_that_differ": float((diff > 0).mean()),
+            "psnr_tiled_vs_untiled": round(psnr(diff**2), 2) if diff.any() else "identical"}
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         return child(sys.argv[2:])
@@ -88,11 +104,12 @@ def main() -> None:
     p.add_argument("--kodak", default="../shared/data/kodak")
     p.add_argument("--model", default="hyperprior-q4")
     p.add_argument("-o", "--output", default="results/large-images.json")
+    p.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES), help="e.g. 4096x4096,7680x4320")
     a = p.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for width, height in SIZES:
+        for width, height in (tuple(int(v) for v in size.split("x")) for size in a.sizes.split(",")):
             src, sic, dec = tmp / f"{width}x{height}.png", tmp / f"{width}x{height}.sic", tmp / f"{width}x{height}-dec.png"
             mosaic(Path(a.kodak), width, height).save(src)
             enc = run("compress", str(src), str(sic), "--model", a.model)
@@ -110,6 +127,8 @@ def main() -> None:
                    "psnr_control_bands": round(psnr(err[control]), 2)}
             print(json.dumps(row), flush=True)
             rows.append(row)
+        comparison = tiled_vs_untiled(mosaic(Path(a.kodak), 2048, 2048, seed=1), a.model)
+        print(json.dumps(comparison), flush=True)
     import platform
 
     import torch
@@ -117,7 +136,8 @@ def main() -> None:
     result = {"machine": {"cpus": __import__("os").cpu_count(), "torch": torch.__version__, "platform": platform.platform()},
               "note": "mosaics of Kodak images; each command in its own process (peak RSS of that process, "
                       "Python and torch included); the CPU was shared with other work, so times are upper bounds",
-              "tile": {"latent_pixels": 64, "image_pixels": TILE_PIXELS, "halo_latent_pixels": 4}, "rows": rows}
+              "tile": {"latent_pixels": 64, "image_pixels": TILE_PIXELS, "halo_latent_pixels": 4}, "rows": rows,
+              "tiled_vs_untiled": comparison}
     Path(a.output).write_text(json.dumps(result, indent=1) + "\n")
     print(f"{a.output}: written")
 
