@@ -208,16 +208,18 @@ def _train(world, arch, data, out_dir, steps, lmbda, config, batch, crop, lr, ch
     model = build_model(arch, **(config or {}))
     if crop % model.stride:
         raise SicodecError(f"crop size {crop} must be a multiple of {model.stride} for {arch}")
+    started = {"init": None, "init_steps": 0}  # what the run started from (kept across resumes)
     if init and state is None:
         from ..models.weights import load_weights
 
-        start, _ = load_weights(init)
+        start, meta = load_weights(init)
         if start.arch != arch or start.config != model.config:
             raise SicodecError(f"{init} holds a {start.arch} model with {start.config}, not {arch} with {model.config}")
         model.load_state_dict(start.state_dict())
+        started = {"init": str(init), "init_steps": int(meta.get("sicodec.trained_steps", 0))}
     model.to(world.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    step, best_score = 0, math.inf
+    step, best_score, stages = 0, math.inf, []
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -225,6 +227,9 @@ def _train(world, arch, data, out_dir, steps, lmbda, config, batch, crop, lr, ch
             group["lr"] = lr
         step = state["step"]
         best_score = state.get("best_score", math.inf)
+        previous = state.get("recipe", {})
+        started = {k: previous.get(k, v) for k, v in started.items()}
+        stages = previous.get("stages", [])
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
         if len(rngs) != world.size:
             raise SicodecError(f"{ckpt} was written by {len(rngs)} processes; resume it with as many, not {world.size}")
@@ -235,13 +240,9 @@ def _train(world, arch, data, out_dir, steps, lmbda, config, batch, crop, lr, ch
     if getattr(loss_fn, "lpips", None) is not None:
         loss_fn.lpips.to(world.device)
     recipe = {"data": str(data), "data_images": len(dataset), "batch": batch, "processes": world.size, "crop": crop,
-              "lr": lr, "bf16": bf16, "compile": compile, "channels_last": channels_last, "seed": seed,
-              "init": str(init) if init else None, "loss_options": {k: v for k, v in loss_options.items() if k != "lpips_weights"}}
-    if state is not None:  # the recipe of every stage so far (e.g. a learning-rate decay)
-        stages = state.get("recipe", {}).get("stages", [])
-        recipe["stages"] = stages + [{"from_step": step, "lr": lr, "batch": batch, "crop": crop}]
-    else:
-        recipe["stages"] = [{"from_step": 0, "lr": lr, "batch": batch, "crop": crop}]
+              "lr": lr, "bf16": bf16, "compile": compile, "channels_last": channels_last, "seed": seed, **started,
+              "loss_options": {k: v for k, v in loss_options.items() if k != "lpips_weights"},
+              "stages": stages + [{"from_step": step, "lr": lr, "batch": batch, "crop": crop}]}  # e.g. a decay
 
     model.train()
     if channels_last:

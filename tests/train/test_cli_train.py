@@ -96,3 +96,18 @@ def test_torchrun_two_processes_on_gloo(folder, tmp_path):
     single = torch.load(train("hyperprior", str(folder), str(tmp_path / "c"), 4, 0.01, config={"N": 8, "M": 8},
                               batch=2, crop=64), weights_only=False)
     assert any(not torch.equal(v, single["model"][k]) for k, v in a["model"].items())
+
+
+def test_steps_of_the_init_weights_count_in_the_export(capsys, folder, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _run(capsys, "train", "hyperprior", folder, first, "--steps", 2, "--lambda", 0.01, *TINY)[0] == 0
+    assert _run(capsys, "export", first / "checkpoint.pt", "hp-a", "-o", tmp_path)[0] == 0
+    args = ["train", "hyperprior", folder, second, "--lambda", 0.02, *TINY, "--init", tmp_path / "hp-a.safetensors"]
+    assert _run(capsys, *args, "--steps", 2)[0] == 0
+    assert _run(capsys, *args, "--steps", 3, "--lr", 5e-5)[0] == 0  # resumed: a second stage
+    code, _, err = _run(capsys, "export", second / "checkpoint.pt", "hp-b", "-o", tmp_path)
+    assert code == 0, err
+    card = json.loads((tmp_path / "hp-b.json").read_text())
+    assert card["steps"] == 5 and card["recipe"]["init_steps"] == 2 and card["recipe"]["init"].endswith("hp-a.safetensors")
+    assert [s["from_step"] for s in card["recipe"]["stages"]] == [0, 2] and card["recipe"]["stages"][1]["lr"] == 5e-5
+    assert sicodec.load_model(tmp_path / "hp-b.safetensors").trained_steps == 5
