@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--images", help="the images the results were measured on (for the visual strip)")
     q.add_argument("--strip-image", default="kodim23.png")
     q.add_argument("--target-bpp", type=float, default=0.25, help="codecs are shown at their point nearest this")
-    q.add_argument("--crop", default="256,96,160", help="X,Y,SIZE of the region shown in the strip")
+    q.add_argument("--crop", default="400,130,160", help="X,Y,SIZE of the region shown in the strip")
     q.add_argument("--dataset", default="kodak", help="data set of the published reference curves to overlay")
     q.set_defaults(fn=cmd_report)
 

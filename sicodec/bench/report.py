@@ -167,7 +167,7 @@ def draw_strip(results: list[dict], image_path: Path, out: Path, target_bpp: flo
 # ---- the page ---------------------------------------------------------------------------------
 
 def write_report(results_dir, out_md, images_dir=None, strip_image: str = "kodim23.png", target_bpp: float = 0.25,
-                 box: tuple[int, int, int] = (256, 96, 160), dataset: str = "kodak") -> Path:
+                 box: tuple[int, int, int] = (400, 130, 160), dataset: str = "kodak") -> Path:
     """Regenerate `out_md` and its figures (in a folder named after it) from `results_dir`."""
     from .plot import plot
 
