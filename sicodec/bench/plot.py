@@ -62,6 +62,8 @@ def plot(results_list: list[dict], out_path: str | os.PathLike, title: str | Non
 
     metrics = [k for k in (*METRIC_KEYS, *DATASET_METRIC_KEYS) if any(k in r["results"] for r in results_list)]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.0), squeeze=False)
+    palette = plt.get_cmap("tab20" if len(results_list) > 10 else "tab10")
+    colours = {r["name"]: palette(i % palette.N) for i, r in enumerate(results_list)}  # one colour per curve in every panel
     try:
         for ax, key in zip(axes[0], metrics):
             label, transform = _PANELS[key]
@@ -74,12 +76,12 @@ def plot(results_list: list[dict], out_path: str | os.PathLike, title: str | Non
                     pts = [p for p in pts if p[0] <= max_bpp]
                 if pts:
                     xs, ys = zip(*pts)
-                    ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.4, label=r["name"],
+                    ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.4, label=r["name"], color=colours[r["name"]],
                             linestyle="--" if r["name"] in dashed else "-")
             ax.set_xlabel("bits per pixel (bpp)")
             ax.set_ylabel(label)
             ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6, framealpha=0.6)
         if title:
             fig.suptitle(title)
         fig.tight_layout()
