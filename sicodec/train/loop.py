@@ -179,20 +179,20 @@ def train(
     model is validated every `val_every` steps on real files of that folder and `out/best.pt`
     keeps the checkpoint with the lowest validation objective.
     """
+    options = dict(locals())
     if steps < 1 or batch < 1 or lr <= 0 or checkpoint_every < 1 or log_every < 1 or val_every < 1:
         raise SicodecError("steps, batch, checkpoint and log intervals must be positive, and so must the learning rate")
     world = _World()
     try:
-        return _train(world, arch, data, Path(out), steps, lmbda, config, batch, crop, lr, checkpoint_every,
-                      log_every, bf16, seed, resume, loss_options or {}, init, compile, channels_last, val,
-                      val_every, val_images, val_metrics, progress, tensorboard)
+        return _train(world, **options)
     finally:
         world.close()
 
 
-def _train(world, arch, data, out_dir, steps, lmbda, config, batch, crop, lr, checkpoint_every, log_every, bf16,
+def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, checkpoint_every, log_every, bf16,
            seed, resume, loss_options, init, compile, channels_last, val, val_every, val_images, val_metrics,
            progress, tensorboard) -> Path:
+    out_dir, loss_options = Path(out), loss_options or {}
     dataset = ImageFolder(data, crop=crop)
     validator = Validator(val, val_images, val_metrics) if val else None
     out_dir.mkdir(parents=True, exist_ok=True)
