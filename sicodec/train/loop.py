@@ -184,7 +184,9 @@ def train(
         raise SicodecError("steps, batch, checkpoint and log intervals must be positive, and so must the learning rate")
     world = _World()
     try:
-        return _train(world, **options)
+        ckpt = _train(world, **options)
+        world.barrier()  # no process tears the group down while another still uses it (gloo aborts then)
+        return ckpt
     finally:
         world.close()
 

