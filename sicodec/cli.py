@@ -215,15 +215,15 @@ def cmd_roundtrip(a) -> None:
 
 
 def _save_json(results: dict, path: str | None, force: bool) -> None:
-    from .bench.results import save_results
+    from .bench.results import DATASET_METRIC_KEYS, METRIC_KEYS, point_key_of, save_results
     from .fileio import check_output
 
     if path:
         save_results(results, check_output(path, force))
         print(f"{path}: written")
     r = results["results"]
-    point = next(k for k in ("level", "quality", "lambda") if k in r)
-    metrics = [k for k in ("psnr-rgb", "ms-ssim-rgb", "lpips", "dists", "fid", "kid") if k in r]
+    point = point_key_of(results)
+    metrics = [k for k in (*METRIC_KEYS, *DATASET_METRIC_KEYS) if k in r]
     print(results["name"])
     print(f"  {point:>7s} {'bpp':>8s} " + " ".join(f"{m:>11s}" for m in metrics) + f" {'enc s':>7s} {'dec s':>7s}")
     for i in range(len(r["bpp"])):

@@ -19,7 +19,7 @@ from ..errors import SicodecError
 from ..fileio import write_bytes_atomic
 from .bdrate import bd_rate
 from .references import list_references, load_reference
-from .results import METRIC_KEYS, load_results
+from .results import DATASET_METRIC_KEYS, METRIC_KEYS, load_results, point_key_of
 
 ANCHORS = ("jpeg-420", "webp", "avif")
 BD_METRICS = {"psnr": "psnr-rgb", "ms-ssim": "ms-ssim-rgb", "lpips": "lpips", "dists": "dists"}
@@ -38,10 +38,6 @@ def load_folder(folder: str | os.PathLike) -> list[dict]:
 
 def is_classic(r: dict) -> bool:
     return "codec" in r.get("meta", {})
-
-
-def point_key(r: dict) -> str:
-    return next(k for k in ("level", "quality", "lambda") if k in r["results"])
 
 
 def bd_table(results: list[dict], anchors: list[dict], metric: str) -> list[list[str]]:
@@ -70,8 +66,8 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def points_table(r: dict) -> str:
     res = r["results"]
-    key = point_key(r)
-    metrics = [k for k in (*METRIC_KEYS, "fid", "kid") if k in res]
+    key = point_key_of(r)
+    metrics = [k for k in (*METRIC_KEYS, *DATASET_METRIC_KEYS) if k in res]
     header = [key, "bpp", *(_COLUMN_NAMES[m] for m in metrics), "encode s", "decode s"]
     rows = []
     for i in range(len(res["bpp"])):
@@ -104,7 +100,7 @@ def reconstruct(r: dict, point, path: Path) -> np.ndarray:
         name = r["meta"]["codec"]["codec"]
         return classic.decode(name, classic.encode(name, pixels, int(point)))
     model = _learned_model(r, point)
-    if point_key(r) == "level":
+    if point_key_of(r) == "level":
         data = codec.compress(path, model=model, level=int(point))
         image = codec.decompress(data, model=model, mode=r["meta"].get("mode") or "mean")
     else:
@@ -120,7 +116,7 @@ def strip_entries(results: list[dict], image: str, target_bpp: float) -> list[tu
         rows = [row for row in r.get("per_image", []) if row["image"] == image]
         if not rows:
             continue
-        if point_key(r) == "level":
+        if point_key_of(r) == "level":
             entries += [(r, row["point"], row["bpp"]) for row in sorted(rows, key=lambda row: row["point"])]
         else:
             row = min(rows, key=lambda row: abs(row["bpp"] - target_bpp))
@@ -145,7 +141,7 @@ def draw_strip(results: list[dict], image_path: Path, out: Path, target_bpp: flo
     if x + size > original.shape[1] or y + size > original.shape[0]:
         raise SicodecError(f"the crop {size}x{size} at ({x}, {y}) does not fit {image_path.name}")
     tiles = [("original", original)] + [
-        (f"{r['name']} {point_key(r)[0]}{p}\n{bpp:.3f} bpp", reconstruct(r, p, image_path)) for r, p, bpp in entries]
+        (f"{r['name']} {point_key_of(r)[0]}{p}\n{bpp:.3f} bpp", reconstruct(r, p, image_path)) for r, p, bpp in entries]
     cols = min(len(tiles), 5)
     rows = -(-len(tiles) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.9 * rows), squeeze=False)

@@ -33,7 +33,7 @@ from ..fileio import write_bytes_atomic
 
 __all__ = [
     "POINT_KEYS", "PER_IMAGE_ONLY", "METRIC_KEYS", "DATASET_METRIC_KEYS", "METRIC_NAMES", "LOWER_IS_BETTER",
-    "validate_results", "load_results", "save_results", "atomic_write_bytes", "results_from_rows", "make_results",
+    "validate_results", "load_results", "save_results", "point_key_of", "atomic_write_bytes", "results_from_rows", "make_results",
 ]
 
 POINT_KEYS = ("quality", "level", "lambda")
@@ -52,6 +52,11 @@ TIME_KEYS = ("encoding_time", "decoding_time")
 _ORDER = ("bpp", *METRIC_KEYS, *DATASET_METRIC_KEYS, "kid_std", *TIME_KEYS)
 PER_IMAGE_ONLY = frozenset({"point", "width", "height", "bytes"})
 """Numeric row fields that stay in "per_image" and are not averaged into "results"."""
+
+
+def point_key_of(data: dict) -> str:
+    """The key that names the rate points of a results dict ("quality", "level" or "lambda")."""
+    return next(k for k in POINT_KEYS if k in data["results"])
 
 
 def _is_number(v) -> bool:

@@ -106,6 +106,14 @@ def _as_features(f, what: str) -> np.ndarray:
     return f
 
 
+def _feature_sets(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two NxD feature arrays (float64, finite) of one dimension D, or SicodecError."""
+    a, b = _as_features(a, "first feature set"), _as_features(b, "second feature set")
+    if a.shape[1] != b.shape[1]:
+        raise SicodecError(f"the feature sets differ in dimension: {a.shape[1]} and {b.shape[1]}")
+    return a, b
+
+
 def _psd_sqrt(s: np.ndarray) -> np.ndarray:
     """Square root of a symmetric positive semi-definite matrix (eigenvalues below 0 from rounding set to 0)."""
     w, v = np.linalg.eigh((s + s.T) / 2)
@@ -135,9 +143,7 @@ def fid_from_features(a, b) -> float:
     pytorch-fid). With fewer samples than dimensions the covariances have low rank and
     tr((S1 S2)^(1/2)) is the sum of singular values of A B^T / sqrt((n1 - 1)(n2 - 1)), A and B the centred
     features: exact, and far cheaper than a DxD square root."""
-    a, b = _as_features(a, "first feature set"), _as_features(b, "second feature set")
-    if a.shape[1] != b.shape[1]:
-        raise SicodecError(f"the feature sets differ in dimension: {a.shape[1]} and {b.shape[1]}")
+    a, b = _feature_sets(a, b)
     if len(a) < 2 or len(b) < 2:
         raise SicodecError(f"FID needs at least 2 samples per set, got {len(a)} and {len(b)}")
     mu_a, mu_b = a.mean(0), b.mean(0)
@@ -162,9 +168,7 @@ def kid(feats_a, feats_b, subsets: int = 100, subset_size: int = 1000, seed: int
     """KID of two feature sets: (mean, standard deviation) over `subsets` random subsets of `subset_size`
     features drawn without replacement from each set (the size clipped to the smaller set, at least 2) of the
     unbiased squared MMD. Deterministic given `seed`. Can be slightly negative when the sets are alike."""
-    a, b = _as_features(feats_a, "first feature set"), _as_features(feats_b, "second feature set")
-    if a.shape[1] != b.shape[1]:
-        raise SicodecError(f"the feature sets differ in dimension: {a.shape[1]} and {b.shape[1]}")
+    a, b = _feature_sets(feats_a, feats_b)
     if subsets < 1 or subset_size < 2:
         raise SicodecError(f"KID needs subsets >= 1 and subset_size >= 2, got {subsets} and {subset_size}")
     m = min(subset_size, len(a), len(b))
