@@ -49,7 +49,8 @@ def load_weights(path: str | Path) -> tuple[LatentCodecModel, dict]:
         raise ModelError(f"{path}: corrupt configuration in its metadata (not a JSON object)")
     _check_against_tensors(path, arch, config, tensors)
     model = build_model(arch, **config)
-    model.load_state_dict({k: v.to(model.state_dict()[k].dtype) for k, v in tensors.items()})
+    own = model.state_dict()
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()})
     return model.eval(), meta
 
 

@@ -266,12 +266,14 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
 
     def checkpoint_state() -> dict:
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        rngs = world.gather(_rng_state())
-        checksums = world.gather(_checksum(weights))
-        if len(set(checksums)) > 1:
-            raise SicodecError(f"the {world.size} training processes hold different weights at step {step}")
-        return dict(arch=arch, config=model.config, model=weights, optimizer=opt.state_dict(), step=step, rng=rngs,
-                    lmbda=lmbda, recipe=recipe, best_score=best_score, replica_checksums=checksums)
+        state = dict(arch=arch, config=model.config, model=weights, optimizer=opt.state_dict(), step=step,
+                     rng=world.gather(_rng_state()), lmbda=lmbda, recipe=recipe, best_score=best_score)
+        if world.size > 1:  # the processes must still hold the same weights
+            checksums = world.gather(_checksum(weights))
+            if len(set(checksums)) > 1:
+                raise SicodecError(f"the {world.size} training processes hold different weights at step {step}")
+            state["replica_checksums"] = checksums
+        return state
 
     autocast = (torch.autocast(world.device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
     t0, n0 = time.time(), step
