@@ -495,8 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     except SicodecError as e:
         _say(f"error: {e}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        _say("interrupted")
+    except KeyboardInterrupt as e:
+        _say(f"interrupted: {e}" if str(e) else "interrupted")
         return 130
     except _Terminated:
         _say("terminated")

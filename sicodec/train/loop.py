@@ -14,8 +14,10 @@ import hashlib
 import math
 import os
 import random
+import signal
+import threading
 import time
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,34 @@ from .loss import RateDistortionLoss
 from .validate import Validator
 
 TRAIN_LOG_COLUMNS = ["step", "loss", "bpp", "psnr", "steps_per_s"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a run after a whole step, with a checkpoint of that step written."""
+
+
+@contextmanager
+def _stop_requests(enabled: bool):
+    """Ctrl-C and SIGTERM ask the loop to stop after the step in progress; a second one stops at once.
+
+    Only one-process runs on the main thread: under torchrun every process would have to agree on the step.
+    """
+    requested: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def request(signum, frame):
+        if requested:
+            raise KeyboardInterrupt
+        requested.append(signum)
+
+    before = {s: signal.signal(s, request) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def _rng_state() -> dict:
@@ -277,54 +307,58 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
 
     autocast = (torch.autocast(world.device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
     t0, n0 = time.time(), step
-    try:
-        while step < steps:
-            idx = np.random.randint(0, len(dataset), batch)
-            x = torch.stack([dataset[i] for i in idx]).to(world.device)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                losses = loss_fn(model, x, step)
-            if not torch.isfinite(losses["loss"]):
-                raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
-            opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            if world.size > 1:
-                world.average_gradients(params)
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            step += 1
-            if world.main and step % log_every == 0:
-                rate = (step - n0) / (time.time() - t0)
-                psnr = -10 * math.log10(max(float(losses["mse"].detach()), 1e-10))
-                row = [float(losses["loss"].detach()), float(losses["bpp"].detach()), psnr, rate]
-                writer.writerow([step, f"{row[0]:.4f}", f"{row[1]:.4f}", f"{row[2]:.2f}", f"{row[3]:.3f}"])
-                log.flush()
-                if board:
-                    for name, value in zip(TRAIN_LOG_COLUMNS[1:], row):
-                        board.add_scalar(f"train/{name}", value, step)
+    with _stop_requests(world.size == 1) as stop_requested:
+        try:
+            while step < steps:
+                idx = np.random.randint(0, len(dataset), batch)
+                x = torch.stack([dataset[i] for i in idx]).to(world.device)
+                if channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast:
+                    losses = loss_fn(model, x, step)
+                if not torch.isfinite(losses["loss"]):
+                    raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
+                opt.zero_grad(set_to_none=True)
+                losses["loss"].backward()
+                if world.size > 1:
+                    world.average_gradients(params)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+                step += 1
+                if world.main and step % log_every == 0:
+                    rate = (step - n0) / (time.time() - t0)
+                    psnr = -10 * math.log10(max(float(losses["mse"].detach()), 1e-10))
+                    row = [float(losses["loss"].detach()), float(losses["bpp"].detach()), psnr, rate]
+                    writer.writerow([step, f"{row[0]:.4f}", f"{row[1]:.4f}", f"{row[2]:.2f}", f"{row[3]:.3f}"])
+                    log.flush()
+                    if board:
+                        for name, value in zip(TRAIN_LOG_COLUMNS[1:], row):
+                            board.add_scalar(f"train/{name}", value, step)
+                    if bar:
+                        bar.set_postfix(loss=f"{row[0]:.3f}", bpp=f"{row[1]:.3f}", psnr=f"{psnr:.2f}", steps_s=f"{rate:.2f}")
                 if bar:
-                    bar.set_postfix(loss=f"{row[0]:.3f}", bpp=f"{row[1]:.3f}", psnr=f"{psnr:.2f}", steps_s=f"{rate:.2f}")
+                    bar.update(1)
+                validating = validator is not None and (step % val_every == 0 or step == steps)
+                if validating:
+                    if world.main:
+                        score = validator.run(model, loss_fn, step, out_dir, board)
+                        improved = score < best_score
+                        best_score = min(best_score, score)
+                    world.barrier()
+                if step % checkpoint_every == 0 or step == steps or validating or stop_requested:
+                    snapshot = checkpoint_state()
+                    if world.main:
+                        save_checkpoint(ckpt, **snapshot)
+                        if validating and improved:
+                            save_checkpoint(best, **snapshot)
+                if stop_requested and step < steps:
+                    raise TrainingInterrupted(f"stopped after step {step} with a checkpoint of it in {ckpt}; "
+                                              "run the same command to resume")
+        finally:
             if bar:
-                bar.update(1)
-            validating = validator is not None and (step % val_every == 0 or step == steps)
-            if validating:
-                if world.main:
-                    score = validator.run(model, loss_fn, step, out_dir, board)
-                    improved = score < best_score
-                    best_score = min(best_score, score)
-                world.barrier()
-            if step % checkpoint_every == 0 or step == steps or validating:
-                snapshot = checkpoint_state()
-                if world.main:
-                    save_checkpoint(ckpt, **snapshot)
-                    if validating and improved:
-                        save_checkpoint(best, **snapshot)
-    finally:
-        if bar:
-            bar.close()
-        if board:
-            board.close()
-        if log:
-            log.close()
+                bar.close()
+            if board:
+                board.close()
+            if log:
+                log.close()
     return ckpt

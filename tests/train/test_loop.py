@@ -1,12 +1,16 @@
 """The training loop: it lowers the loss, checkpoints, and resumes where it stopped."""
 
+import os
+import signal
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from sicodec.errors import SicodecError
-from sicodec.train.loop import train
+from sicodec.train.data import ImageFolder
+from sicodec.train.loop import TrainingInterrupted, train
 
 
 def _train(folder, out, steps):
@@ -44,3 +48,26 @@ def test_export_writes_loadable_weights_and_a_card(folder, tmp_path):
     assert card["steps"] == 2 and card["data"] == "test" and card["config"] == {"N": 8, "M": 8}
     image = Image.fromarray(np.zeros((30, 30, 3), np.uint8))
     assert sicodec.decompress(sicodec.compress(image, model=out), model=out).size == (30, 30)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_the_run_resumes_bit_for_bit(folder, tmp_path, monkeypatch,
+                                                                                        signum):
+    straight = torch.load(_train(folder, tmp_path / "a", 6), weights_only=False)
+    calls = []
+
+    def read_and_signal(self, i, read=ImageFolder.__getitem__):
+        calls.append(i)
+        if len(calls) == 5:  # during step 3 (batch 2): that step still completes
+            os.kill(os.getpid(), signum)
+        return read(self, i)
+
+    with monkeypatch.context() as m:
+        m.setattr(ImageFolder, "__getitem__", read_and_signal)
+        with pytest.raises(TrainingInterrupted, match="after step 3"):
+            _train(folder, tmp_path / "b", 6)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 3  # not a multiple of 2
+    resumed = torch.load(_train(folder, tmp_path / "b", 6), weights_only=False)
+    for k, v in straight["model"].items():
+        assert torch.equal(v, resumed["model"][k]), k
