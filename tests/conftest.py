@@ -100,7 +100,6 @@ def random_inception(monkeypatch, random_inception_dir) -> Path:
     return random_inception_dir
 
 
-
 @pytest.fixture
 def make_images(tmp_path):
     """make_images(name, count, height, width, seed=0): a folder of random RGB PNGs under tmp_path."""

@@ -14,8 +14,7 @@ from .loop import load_checkpoint
 
 def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | None = None, status: str = "trained",
                       half: bool = True, card: dict | None = None, eval_folder: str | None = None,
-                      eval_metrics=("psnr", "ms-ssim", "lpips", "dists"), force: bool = True,
-                      prior_steps: int = 0) -> Path:
+                      eval_metrics=("psnr", "ms-ssim", "lpips", "dists"), force: bool = True) -> Path:
     """Write OUT_DIR/NAME.safetensors and OUT_DIR/NAME.json (OUT_DIR: the package's weights folder).
 
     With `eval_folder`, the exported weights (as shipped, e.g. float16) are evaluated there on real
@@ -29,7 +28,7 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | N
     model = build_model(state["arch"], **state["config"])
     model.load_state_dict(state["model"])
     model.name = name
-    steps = prior_steps + state.get("recipe", {}).get("init_steps", 0) + state["step"]
+    steps = state.get("recipe", {}).get("init_steps", 0) + state["step"]  # the --init weights' steps count
     save_weights(model, out, half=half, trained_steps=steps, status=status)
     info = {"name": name, "arch": state["arch"], "config": state["config"], "steps": steps,
             "lambda": state.get("lmbda") or None, "status": status, "precision": "float16" if half else "float32"}

@@ -17,7 +17,7 @@ import random
 import signal
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -307,58 +307,54 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
 
     autocast = (torch.autocast(world.device.type, dtype=torch.bfloat16) if bf16 else nullcontext())
     t0, n0 = time.time(), step
-    with _stop_requests(world.size == 1) as stop_requested:
-        try:
-            while step < steps:
-                idx = np.random.randint(0, len(dataset), batch)
-                x = torch.stack([dataset[i] for i in idx]).to(world.device)
-                if channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast:
-                    losses = loss_fn(model, x, step)
-                if not torch.isfinite(losses["loss"]):
-                    raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
-                opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                if world.size > 1:
-                    world.average_gradients(params)
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                opt.step()
-                step += 1
-                if world.main and step % log_every == 0:
-                    rate = (step - n0) / (time.time() - t0)
-                    psnr = -10 * math.log10(max(float(losses["mse"].detach()), 1e-10))
-                    row = [float(losses["loss"].detach()), float(losses["bpp"].detach()), psnr, rate]
-                    writer.writerow([step, f"{row[0]:.4f}", f"{row[1]:.4f}", f"{row[2]:.2f}", f"{row[3]:.3f}"])
-                    log.flush()
-                    if board:
-                        for name, value in zip(TRAIN_LOG_COLUMNS[1:], row):
-                            board.add_scalar(f"train/{name}", value, step)
-                    if bar:
-                        bar.set_postfix(loss=f"{row[0]:.3f}", bpp=f"{row[1]:.3f}", psnr=f"{psnr:.2f}", steps_s=f"{rate:.2f}")
+    closing = ExitStack()  # the log, progress bar and TensorBoard writer, whatever ends the loop
+    for thing in (bar, board, log):
+        if thing:
+            closing.callback(thing.close)
+    with closing, _stop_requests(world.size == 1) as stop_requested:
+        while step < steps:
+            idx = np.random.randint(0, len(dataset), batch)
+            x = torch.stack([dataset[i] for i in idx]).to(world.device)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast:
+                losses = loss_fn(model, x, step)
+            if not torch.isfinite(losses["loss"]):
+                raise SicodecError(f"training diverged at step {step + 1} (non-finite loss); lower the learning rate")
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if world.size > 1:
+                world.average_gradients(params)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            if world.main and step % log_every == 0:
+                rate = (step - n0) / (time.time() - t0)
+                psnr = -10 * math.log10(max(float(losses["mse"].detach()), 1e-10))
+                row = [float(losses["loss"].detach()), float(losses["bpp"].detach()), psnr, rate]
+                writer.writerow([step, f"{row[0]:.4f}", f"{row[1]:.4f}", f"{row[2]:.2f}", f"{row[3]:.3f}"])
+                log.flush()
+                if board:
+                    for name, value in zip(TRAIN_LOG_COLUMNS[1:], row):
+                        board.add_scalar(f"train/{name}", value, step)
                 if bar:
-                    bar.update(1)
-                validating = validator is not None and (step % val_every == 0 or step == steps)
-                if validating:
-                    if world.main:
-                        score = validator.run(model, loss_fn, step, out_dir, board)
-                        improved = score < best_score
-                        best_score = min(best_score, score)
-                    world.barrier()
-                if step % checkpoint_every == 0 or step == steps or validating or stop_requested:
-                    snapshot = checkpoint_state()
-                    if world.main:
-                        save_checkpoint(ckpt, **snapshot)
-                        if validating and improved:
-                            save_checkpoint(best, **snapshot)
-                if stop_requested and step < steps:
-                    raise TrainingInterrupted(f"stopped after step {step} with a checkpoint of it in {ckpt}; "
-                                              "run the same command to resume")
-        finally:
+                    bar.set_postfix(loss=f"{row[0]:.3f}", bpp=f"{row[1]:.3f}", psnr=f"{psnr:.2f}", steps_s=f"{rate:.2f}")
             if bar:
-                bar.close()
-            if board:
-                board.close()
-            if log:
-                log.close()
+                bar.update(1)
+            validating = validator is not None and (step % val_every == 0 or step == steps)
+            if validating:
+                if world.main:
+                    score = validator.run(model, loss_fn, step, out_dir, board)
+                    improved = score < best_score
+                    best_score = min(best_score, score)
+                world.barrier()
+            if step % checkpoint_every == 0 or step == steps or validating or stop_requested:
+                snapshot = checkpoint_state()
+                if world.main:
+                    save_checkpoint(ckpt, **snapshot)
+                    if validating and improved:
+                        save_checkpoint(best, **snapshot)
+            if stop_requested and step < steps:
+                raise TrainingInterrupted(f"stopped after step {step} with a checkpoint of it in {ckpt}; "
+                                          "run the same command to resume")
     return ckpt
