@@ -296,7 +296,7 @@ def cmd_train(a) -> None:
                                       ("schedule", a.schedule), ("lpips_weights", a.lpips_weights)) if v is not None}
     ckpt = train(arch, a.data, a.out, a.steps, lmbda, config=config, batch=a.batch, crop=a.crop, lr=a.lr,
                  checkpoint_every=a.checkpoint_every, log_every=a.log_every, bf16=a.bf16, seed=a.seed,
-                 resume=not a.no_resume, loss_options=loss_options, init=a.init, compile=a.compile,
+                 resume=not a.no_resume, loss_options=loss_options, init=a.init, init_partial=a.init_partial, compile=a.compile,
                  channels_last=a.channels_last, val=a.val, val_every=a.val_every, val_images=a.val_images,
                  val_metrics=tuple(a.val_metrics.split(",")), progress=True, tensorboard=a.tensorboard)
     print(f"{ckpt}: written")
@@ -420,6 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--crop", type=int, default=256)
     q.add_argument("--lr", type=float, default=1e-4, help="learning rate (a new value on resume starts a new stage)")
     q.add_argument("--init", help="start from these weights (.safetensors) instead of random ones")
+    q.add_argument("--init-partial", action="store_true",
+                   help="--init from another architecture: load the tensors that match in name and shape")
     q.add_argument("--bf16", action="store_true", help="bf16 autocast for the transforms (entropy models stay float32)")
     q.add_argument("--compile", action="store_true", help="torch.compile the analysis and synthesis transforms")
     q.add_argument("--channels-last", action="store_true", help="channels_last memory format")

@@ -93,6 +93,27 @@ def make_loss(model, lmbda: float, options: dict):
     return SVILoss(model.slices, lpips=lpips, **options)
 
 
+def warm_start(model, init: str, partial: bool = False) -> dict:
+    """Load trained weights into a fresh model: all of them when `init` has the same architecture and
+    configuration; with `partial`, from any model, the tensors that match in name and shape (e.g. a SIC
+    model's conv transforms from a hyperprior), the rest keeping their fresh initialisation."""
+    from ..models.weights import load_weights
+
+    start, meta = load_weights(init)
+    same = start.arch == model.arch and start.config == model.config
+    if not (same or partial):
+        raise SicodecError(f"{init} holds a {start.arch} model with {start.config}, not {model.arch} with "
+                           f"{model.config} (--init-partial loads the tensors that match)")
+    own = model.state_dict()
+    matching = {k: v for k, v in start.state_dict().items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise SicodecError(f"{init}: no tensor matches a {model.arch} model with {model.config} in name and shape")
+    model.load_state_dict(matching, strict=False)
+    if not same:  # a partial start's steps trained another model: they do not count as this one's
+        return {"init": str(init), "init_steps": 0, "init_tensors": f"{len(matching)} of {len(own)}"}
+    return {"init": str(init), "init_steps": int(meta.get("sicodec.trained_steps", 0)), "init_tensors": None}
+
+
 def save_checkpoint(path: Path, **state) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -193,6 +214,7 @@ def train(
     resume: bool = True,
     loss_options: dict | None = None,
     init: str | None = None,
+    init_partial: bool = False,
     compile: bool = False,
     channels_last: bool = False,
     val: str | None = None,
@@ -222,7 +244,7 @@ def train(
 
 
 def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, checkpoint_every, log_every, bf16,
-           seed, resume, loss_options, init, compile, channels_last, val, val_every, val_images, val_metrics,
+           seed, resume, loss_options, init, init_partial, compile, channels_last, val, val_every, val_images, val_metrics,
            progress, tensorboard) -> Path:
     out_dir, loss_options = Path(out), loss_options or {}
     dataset = ImageFolder(data, crop=crop)
@@ -240,15 +262,9 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
     model = build_model(arch, **(config or {}))
     if crop % model.stride:
         raise SicodecError(f"crop size {crop} must be a multiple of {model.stride} for {arch}")
-    started = {"init": None, "init_steps": 0}  # what the run started from (kept across resumes)
+    started = {"init": None, "init_steps": 0, "init_tensors": None}  # what the run started from (kept across resumes)
     if init and state is None:
-        from ..models.weights import load_weights
-
-        start, meta = load_weights(init)
-        if start.arch != arch or start.config != model.config:
-            raise SicodecError(f"{init} holds a {start.arch} model with {start.config}, not {arch} with {model.config}")
-        model.load_state_dict(start.state_dict())
-        started = {"init": str(init), "init_steps": int(meta.get("sicodec.trained_steps", 0))}
+        started = warm_start(model, init, init_partial)
     model.to(world.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     step, best_score, stages = 0, math.inf, []

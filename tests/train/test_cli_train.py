@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import sicodec
+from conftest import SHARED
 from sicodec.cli import main
 
 TINY = ["--config", '{"N": 8, "M": 8}', "--batch", "2", "--crop", "64", "--checkpoint-every", "2", "--log-every", "1"]
@@ -117,3 +118,31 @@ def test_steps_of_the_init_weights_count_in_the_export(capsys, folder, tmp_path)
     assert card["steps"] == 5 and card["recipe"]["init_steps"] == 2 and card["recipe"]["init"].endswith("hp-a.safetensors")
     assert [s["from_step"] for s in card["recipe"]["stages"]] == [0, 2] and card["recipe"]["stages"][1]["lr"] == 5e-5
     assert sicodec.load_model(tmp_path / "hp-b.safetensors").trained_steps == 5
+
+
+def test_init_partial_loads_the_matching_tensors_of_another_architecture(capsys, folder, tmp_path):
+    from sicodec.models.registry import build_model
+    from sicodec.models.weights import save_weights
+
+    torch.manual_seed(1)
+    hyperprior = build_model("hyperprior", N=8, M=8)
+    save_weights(hyperprior, tmp_path / "hp.safetensors", half=False, trained_steps=7)
+    sic_config = '{"N": 8, "M": 16, "slices": 2, "hyper": 8, "param_hidden": 8}'
+    common = ["--batch", "2", "--crop", "64", "--steps", "1", "--lpips-weights", SHARED / "weights",
+              "--init", tmp_path / "hp.safetensors"]
+    args = ["train", "sic", folder, tmp_path / "sic", "--config", sic_config, "--lr", "1e-12", *common]
+    code, _, err = _run(capsys, *args)
+    assert code != 0 and "--init-partial" in err and "Traceback" not in err
+    code, _, err = _run(capsys, *args, "--init-partial")
+    assert code == 0, err
+    state = torch.load(tmp_path / "sic" / "checkpoint.pt", weights_only=False)
+    source = hyperprior.state_dict()
+    same = [k for k, v in state["model"].items() if k in source and source[k].shape == v.shape]
+    assert "g_a.0.weight" in same and "g_s.6.weight" in same and "g_a.6.weight" not in same
+    for k in same:  # lr 1e-12: one step leaves the loaded tensors as they were
+        assert torch.allclose(state["model"][k], source[k], atol=1e-6), k
+    assert state["recipe"]["init_steps"] == 0  # the hyperprior's steps are not the SIC model's
+    assert state["recipe"]["init_tensors"] == f"{len(same)} of {len(state['model'])}"
+    unrelated = '{"M": 32, "slices": 4, "hyper": 4, "param_hidden": 8, "transform": "swin"}'
+    code, _, err = _run(capsys, "train", "sic", folder, tmp_path / "other", "--config", unrelated, *common, "--init-partial")
+    assert code != 0 and "no tensor matches" in err
