@@ -113,8 +113,9 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean",
     first = codec.load_model(names[0])
     progressive = first.progressive
     rows.sort(key=lambda r: (r["point"], r["image"]))
+    label = name if len(names) > 1 else f"{first.name} ({mode})" if progressive else first.name
     return make_results(
-        name if len(names) > 1 else first.name, f"sicodec eval of {name} ({'levels, fill mode ' + mode if progressive else 'qualities'})", rows,
+        label, f"sicodec eval of {name} ({'levels, fill mode ' + mode if progressive else 'qualities'})", rows,
         meta={"models": names, "mode": mode if progressive else None, "samples": samples, "workers": workers,
               **fid_note, **environment()},
         point_key="level" if progressive else "quality", point_metrics=per_point)

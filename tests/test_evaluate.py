@@ -34,6 +34,7 @@ def test_eval_of_a_progressive_model_writes_valid_results(folder, tmp_path, caps
     assert code == 0, capsys.readouterr().err
     data = validate_results(json.loads(out.read_text()))
     r = data["results"]
+    assert data["name"] == "sic-test (uniform)" and data["meta"]["models"] == [str(weights)]  # one name per fill mode
     assert r["level"] == [1, 3] and r["bpp"][0] < r["bpp"][1] and len(data["per_image"]) == 4
     header = 8 * 150 / (96 * 80)  # container bytes are in the real rate only
     assert all(0 <= row["bpp"] - row["estimated_bpp"] < 0.05 * row["bpp"] + header for row in data["per_image"])

@@ -174,7 +174,10 @@ def write_report(results_dir, out_md, images_dir=None, strip_image: str = "kodim
     references = [load_reference(n) for n in list_references(dataset)]
     by_name = {r["name"]: r for r in results}
     anchors = [by_name[a] for a in ANCHORS if a in by_name]
-    published = [ref for ref in references if "hyperprior" in ref["name"]]
+    published_mse = [ref for ref in references if "hyperprior" in ref["name"]]
+    published = {"psnr-rgb": published_mse, "ms-ssim-rgb": published_mse,  # the perceptual codecs on LPIPS, DISTS
+                 "lpips": [ref for ref in references if ref not in published_mse]}
+    published["dists"] = published["lpips"]
 
     rel = lambda p: os.path.relpath(p, out_md.parent)  # noqa: E731 - links relative to the page
     parts = [f"# Results on {dataset}",
@@ -195,7 +198,7 @@ def write_report(results_dir, out_md, images_dir=None, strip_image: str = "kodim
               "each column: negative means fewer bits for the same quality. n/a: a curve lacks the metric or "
               "the curves do not overlap.", ""]
     for metric, key in BD_METRICS.items():
-        columns = anchors + (published if key in ("psnr-rgb", "ms-ssim-rgb") else [])
+        columns = anchors + published[key]
         if not columns or not any(key in r["results"] for r in results):
             continue
         parts += [f"### {metric}", "", markdown_table(["", *(f"vs {a['name']}" for a in columns)],

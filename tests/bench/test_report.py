@@ -46,7 +46,7 @@ def test_strip_shows_each_codec_nearest_the_target_and_every_level(results_dir, 
     results = report.load_folder(results_dir)
     entries = report.strip_entries(results, "kodim23.png", target_bpp=1.0)
     names = [r["name"] for r, _, _ in entries]
-    assert names == ["jpeg-420", "webp"] + ["sic-test"] * 4
+    assert names == ["jpeg-420", "webp"] + ["sic-test (uniform)"] * 4  # progressive results name their fill mode
     for r, point, bpp in entries[:2]:
         rows = [row for row in r["per_image"] if row["image"] == "kodim23.png"]
         assert bpp == min((row["bpp"] for row in rows), key=lambda b: abs(b - 1.0))
@@ -66,3 +66,22 @@ def test_report_command_errors(tmp_path, capsys):
     assert "no results JSON" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "empty"), "--crop", "1,2"]) == 1
     assert "--crop must be X,Y,SIZE" in capsys.readouterr().err
+
+
+def test_perceptual_bd_rates_are_against_the_published_perceptual_codecs(tmp_path):
+    from sicodec.bench.results import make_results
+
+    rows = [{"image": "a.png", "point": level, "bpp": 0.05 * level, "psnr-rgb": 24.0 + level, "lpips": 0.2 / level,
+             "dists": 0.15 / level, "encoding_time": 0.1, "decoding_time": 0.1} for level in range(1, 9)]
+    folder = tmp_path / "results"
+    folder.mkdir()
+    save_results(make_results("sic-x (uniform)", "synthetic", rows, point_key="level"), folder / "sic.json")
+    text = report.write_report(folder, tmp_path / "results.md").read_text()
+    sections = {part.split("\n", 1)[0]: part for part in text.split("### ")}
+    for metric in ("lpips", "dists"):
+        header = sections[metric].split("\n")[2]
+        assert "vs MS-ILLM |" in header and "vs CompressAI" not in header
+        ours = bd_rate(report.load_reference("kodak/ms-illm"), report.load_folder(folder)[0], metric)
+        row = next(line for line in sections[metric].split("\n") if line.startswith("| sic-x (uniform) |"))
+        assert row.split(" | ")[header.split(" | ").index("vs MS-ILLM")] == f"{ours:+.1f} %"
+    assert "vs CompressAI" in sections["psnr"].split("\n")[2] and "MS-ILLM" not in sections["psnr"].split("\n")[2]
