@@ -229,7 +229,8 @@ def train(
     The hyperprior minimises lambda * 255^2 * MSE + bpp; SIC the SVI objective (`loss_options`:
     samples, alpha, warmup_steps, schedule, lpips_weights; lambda is not used). With `val`, the
     model is validated every `val_every` steps on real files of that folder and `out/best.pt`
-    keeps the checkpoint with the lowest validation objective.
+    keeps the checkpoint with the lowest validation objective. `init` starts a new run from trained
+    weights (see `warm_start`; `init_partial` allows another architecture).
     """
     options = dict(locals())
     if steps < 1 or batch < 1 or lr <= 0 or checkpoint_every < 1 or log_every < 1 or val_every < 1:
