@@ -174,10 +174,9 @@ def write_report(results_dir, out_md, images_dir=None, strip_image: str = "kodim
     references = [load_reference(n) for n in list_references(dataset)]
     by_name = {r["name"]: r for r in results}
     anchors = [by_name[a] for a in ANCHORS if a in by_name]
-    published_mse = [ref for ref in references if "hyperprior" in ref["name"]]
-    published = {"psnr-rgb": published_mse, "ms-ssim-rgb": published_mse,  # the perceptual codecs on LPIPS, DISTS
-                 "lpips": [ref for ref in references if ref not in published_mse]}
-    published["dists"] = published["lpips"]
+    mse = [ref for ref in references if "hyperprior" in ref["name"]]
+    perceptual = [ref for ref in references if ref not in mse]
+    published = {"psnr-rgb": mse, "ms-ssim-rgb": mse, "lpips": perceptual, "dists": perceptual}  # BD-rate columns
 
     rel = lambda p: os.path.relpath(p, out_md.parent)  # noqa: E731 - links relative to the page
     parts = [f"# Results on {dataset}",

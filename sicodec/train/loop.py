@@ -109,9 +109,8 @@ def warm_start(model, init: str, partial: bool = False) -> dict:
     if not matching:
         raise SicodecError(f"{init}: no tensor matches a {model.arch} model with {model.config} in name and shape")
     model.load_state_dict(matching, strict=False)
-    if not same:  # a partial start's steps trained another model: they do not count as this one's
-        return {"init": str(init), "init_steps": 0, "init_tensors": f"{len(matching)} of {len(own)}"}
-    return {"init": str(init), "init_steps": int(meta.get("sicodec.trained_steps", 0)), "init_tensors": None}
+    steps = int(meta.get("sicodec.trained_steps", 0)) if same else 0  # a partial start's steps trained another model
+    return {"init": str(init), "init_steps": steps, "init_tensors": None if same else f"{len(matching)} of {len(own)}"}
 
 
 def save_checkpoint(path: Path, **state) -> None:
@@ -245,8 +244,8 @@ def train(
 
 
 def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, checkpoint_every, log_every, bf16,
-           seed, resume, loss_options, init, init_partial, compile, channels_last, val, val_every, val_images, val_metrics,
-           progress, tensorboard) -> Path:
+           seed, resume, loss_options, init, init_partial, compile, channels_last, val, val_every, val_images,
+           val_metrics, progress, tensorboard) -> Path:
     out_dir, loss_options = Path(out), loss_options or {}
     dataset = ImageFolder(data, crop=crop)
     validator = Validator(val, val_images, val_metrics) if val else None

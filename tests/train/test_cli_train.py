@@ -144,5 +144,6 @@ def test_init_partial_loads_the_matching_tensors_of_another_architecture(capsys,
     assert state["recipe"]["init_steps"] == 0  # the hyperprior's steps are not the SIC model's
     assert state["recipe"]["init_tensors"] == f"{len(same)} of {len(state['model'])}"
     unrelated = '{"M": 32, "slices": 4, "hyper": 4, "param_hidden": 8, "transform": "swin"}'
-    code, _, err = _run(capsys, "train", "sic", folder, tmp_path / "other", "--config", unrelated, *common, "--init-partial")
+    code, _, err = _run(capsys, "train", "sic", folder, tmp_path / "other", "--config", unrelated, *common,
+                        "--init-partial")
     assert code != 0 and "no tensor matches" in err
