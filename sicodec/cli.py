@@ -298,7 +298,8 @@ def cmd_train(a) -> None:
                  checkpoint_every=a.checkpoint_every, log_every=a.log_every, bf16=a.bf16, seed=a.seed,
                  resume=not a.no_resume, loss_options=loss_options, init=a.init, init_partial=a.init_partial,
                  compile=a.compile, channels_last=a.channels_last, val=a.val, val_every=a.val_every,
-                 val_images=a.val_images, val_metrics=tuple(a.val_metrics.split(",")), progress=True, tensorboard=a.tensorboard)
+                 val_images=a.val_images, val_metrics=tuple(a.val_metrics.split(",")), progress=True,
+                 tensorboard=a.tensorboard)
     print(f"{ckpt}: written")
 
 
