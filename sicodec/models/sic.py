@@ -3,10 +3,12 @@
 The latent y is split into L channel slices. A file holds z, then slice 1, ..., slice L, one section
 each; level l is z plus slices 1..l, and any such prefix is a valid file. The Gaussian of slice k is
 conditioned on the hyper output and on the decoded slices before it (channel-conditional, decoded
-slice by slice in parallel over space). Slices a file does not carry are filled by the decoder from
-the hyper mean mu_h and scale sigma_h: `uniform` round(mu_h + U(-2, 2)) (the paper's default),
-`gaussian` round(mu_h + sigma_h * N(0, 1)) or `mean` mu_h (deterministic, lowest distortion), with a
-seeded generator so that a file and a seed always give the same pixels.
+slice by slice in parallel over space). Slices a file does not carry are filled by the decoder:
+`uniform` round(mu_h + U(-2, 2)) (the paper's default) or `gaussian` round(mu_h + sigma_h * N(0, 1))
+around the hyper mean mu_h and scale sigma_h, with a seeded generator so that a file and a seed
+always give the same pixels; or `mean`, deterministic: each missing slice is the mean its slice
+network predicts from the slices before it (decoded or filled), which is closer to the true latent
+than mu_h and gives the lowest distortion.
 """
 
 from __future__ import annotations
@@ -116,23 +118,20 @@ class SynonymousCodec(LatentCodecModel):
                 "x_hat": self.g_s(y_round)}
 
     def fill(self, mu_h: torch.Tensor, sigma_h: torch.Tensor, mode: str, generator: torch.Generator | None = None):
-        """Values for untransmitted latents: `mean`, `uniform` or `gaussian` around mu_h."""
-        if mode == "mean":
-            return mu_h
+        """Synonym samples for untransmitted latents: `uniform` or `gaussian` around mu_h."""
         if mode == "uniform":
             noise = torch.rand(mu_h.shape, generator=generator, dtype=torch.float64).to(mu_h) * 4 - 2
             return torch.round(mu_h + noise)
         if mode == "gaussian":
             noise = torch.randn(mu_h.shape, generator=generator, dtype=torch.float64).to(mu_h)
             return torch.round(mu_h + sigma_h * noise)
-        raise SicodecError(f"unknown fill mode {mode!r} (choose from {', '.join(FILL_MODES)})")
+        raise SicodecError(f"unknown sampling mode {mode!r} (uniform or gaussian)")
 
     def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None,
                          synthesis=None):
-        """Reconstruction from slices 1..level of y_hat, the rest filled (training and evaluation)."""
+        """Reconstruction from slices 1..level of y_hat, the rest sampled (`uniform` or `gaussian`)."""
         c = level * self.width
-        y_fill = self.fill(mu_h[:, c:], sigma_h[:, c:], mode, generator)
-        y_mix = torch.cat([y_hat[:, :c], y_fill.detach() if mode != "mean" else y_fill], dim=1)
+        y_mix = torch.cat([y_hat[:, :c], self.fill(mu_h[:, c:], sigma_h[:, c:], mode, generator).detach()], dim=1)
         return (synthesis or self.g_s)(y_mix), y_mix
 
     # --- coding -------------------------------------------------------------------------------------
@@ -143,10 +142,14 @@ class SynonymousCodec(LatentCodecModel):
         h_s, _ = self._exact.get(self)
         return self._split_hyper(h_s(to_fixed(z_int)))
 
-    def _exact_slice(self, k, mu_h, sigma_h, previous_int):
+    def _exact_gaussian(self, k, mu_h, sigma_h, previous):
+        """Slice k's mean and scale in fixed point, from the slices before it (values, not fixed point)."""
         _, nets = self._exact.get(self)
-        inp = self._slice_input(k, mu_h, sigma_h, [to_fixed(p) for p in previous_int])
-        mean, scale = self._slice_gaussian(k, nets[k](inp), mu_h, sigma_h)
+        inp = self._slice_input(k, mu_h, sigma_h, [to_fixed(p) for p in previous])
+        return self._slice_gaussian(k, nets[k](inp), mu_h, sigma_h)
+
+    def _exact_slice(self, k, mu_h, sigma_h, previous_int):
+        mean, scale = self._exact_gaussian(k, mu_h, sigma_h, previous_int)
         return coding_params(scale, mean)
 
     @torch.no_grad()
@@ -168,6 +171,8 @@ class SynonymousCodec(LatentCodecModel):
         level = available if level is None else level
         if not 1 <= level <= self.slices:
             raise SicodecError(f"level must be between 1 and {self.slices}")
+        if mode not in FILL_MODES:
+            raise SicodecError(f"unknown fill mode {mode!r} (choose from {', '.join(FILL_MODES)})")
         if level > available:
             raise SicodecError(f"level {level} asked for, but the file holds levels 1..{available} only")
         h, w = shape[0] // self.stride, shape[1] // self.stride
@@ -177,6 +182,10 @@ class SynonymousCodec(LatentCodecModel):
         for k in range(level):
             idx, offset = self._exact_slice(k, mu_h, sigma_h, decoded)
             decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.width, 4 * h, 4 * w), idx, offset))
+        if mode == "mean":  # exact arithmetic, so the chain of predicted slices is the same on any machine
+            for k in range(level, self.slices):
+                decoded.append(from_fixed(self._exact_gaussian(k, mu_h, sigma_h, decoded)[0]))
+            return self.synthesis(torch.cat(decoded, dim=1).to(torch.float32))
         generator = torch.Generator().manual_seed(int(seed))
         y_hat = torch.cat(decoded + [torch.zeros(1, (self.slices - level) * self.width, 4 * h, 4 * w)], dim=1)
         x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode,

@@ -130,3 +130,25 @@ def test_paper_configuration_builds_trains_a_step_and_round_trips():
     data = sicodec.compress(image, model=m)
     assert len(parse(data).sections) == 17
     assert sicodec.decompress(sicodec.truncate(data, 3), model=m).size == (50, 70)
+
+
+def test_mean_fill_predicts_each_missing_slice_from_the_ones_before_it(tiny_sic, photo, monkeypatch):
+    """`mean` fills slice k with the mean its slice network predicts from slices 1..k-1 (decoded or
+    already filled), not with the hyper mean mu_h."""
+    x = sicodec.codec._to_tensor(np.asarray(photo), tiny_sic.stride)
+    sections = tiny_sic.compress_latents(x)
+    seen = []
+    monkeypatch.setattr(tiny_sic, "synthesis", lambda y: seen.append(y) or y)
+    tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="mean")
+    (y,) = seen
+    S = tiny_sic.width
+    with torch.no_grad():
+        y_true = tiny_sic.g_a(x)
+        mu_h, sigma_h = tiny_sic._split_hyper(tiny_sic.h_s(torch.round(tiny_sic.h_a(y_true))))
+        assert torch.equal(y[:, :S], torch.round(y_true[:, :S]))
+        slices = list(y.split(S, dim=1))
+        for k in range(1, tiny_sic.slices):
+            predicted, _ = tiny_sic._slice_gaussian(k, tiny_sic.slice_params[k](tiny_sic._slice_input(k, mu_h, sigma_h, slices)),
+                                                    mu_h, sigma_h)
+            assert torch.allclose(slices[k], predicted, atol=1e-3)
+            assert not torch.allclose(slices[k], mu_h[:, k * S:(k + 1) * S], atol=1e-2)
