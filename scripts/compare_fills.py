@@ -24,14 +24,15 @@ FILLS = ("hyper-mean", "predicted", "uniform", "ancestral", "ancestral-half")
 
 def fill(model, slices, mu_h, sigma_h, level, how, generator):
     """All latent slices: the transmitted ones (slices[:level]) and the rest filled `how`."""
-    S, c = model.width, level * model.width
+    c = level * model.width
     if how == "hyper-mean":
         return torch.cat(slices[:level] + [mu_h[:, c:]], dim=1)
     if how == "uniform":
         return torch.cat(slices[:level] + [model.fill(mu_h[:, c:], sigma_h[:, c:], "uniform", generator)], dim=1)
     out = list(slices[:level])
     for k in range(level, model.slices):
-        mean, scale = model._slice_gaussian(k, model.slice_params[k](model._slice_input(k, mu_h, sigma_h, out)), mu_h, sigma_h)
+        params = model.slice_params[k](model._slice_input(k, mu_h, sigma_h, out))
+        mean, scale = model._slice_gaussian(k, params, mu_h, sigma_h)
         if how != "predicted":
             t = 1.0 if how == "ancestral" else 0.5
             mean = torch.round(mean + t * scale * torch.randn(mean.shape, generator=generator))
@@ -61,13 +62,14 @@ def main():
             slices = list(torch.round(y).split(model.width, dim=1))
             for level in range(1, model.slices + 1):
                 for how in FILLS:
-                    x_hat = torch.round(model.g_s(fill(model, slices, mu_h, sigma_h, level, how, torch.Generator().manual_seed(0))).clamp(0, 1) * 255) / 255
+                    y_fill = fill(model, slices, mu_h, sigma_h, level, how, torch.Generator().manual_seed(0))
+                    x_hat = torch.round(model.g_s(y_fill).clamp(0, 1) * 255) / 255
                     psnr = 10 * torch.log10(1 / torch.mean((x_hat - x) ** 2))
                     scores[how][level - 1] += [psnr.item(), lpips(x_hat, x).mean().item()]
     result = {"model": a.model, "trained_steps": model.trained_steps, "images": [f.name for f in files],
               "levels": list(range(1, model.slices + 1)),
-              "fills": {f: {"psnr-rgb": (s[:, 0] / len(files)).round(3).tolist(), "lpips": (s[:, 1] / len(files)).round(4).tolist()}
-                        for f, s in scores.items()}}
+              "fills": {f: {"psnr-rgb": (s[:, 0] / len(files)).round(3).tolist(),
+                            "lpips": (s[:, 1] / len(files)).round(4).tolist()} for f, s in scores.items()}}
     Path(a.output).write_text(json.dumps(result, indent=1) + "\n")
     for f, r in result["fills"].items():
         print(f"{f:15s} PSNR  " + " ".join(f"{v:6.2f}" for v in r["psnr-rgb"]))

@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("output", help="image file, or a folder (created if missing) when INPUT is a folder")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
     q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
-    q.add_argument("--mode", choices=("mean", "uniform", "gaussian"), help="fill of untransmitted slices: sampled (uniform, the default; gaussian) or predicted (mean)")
+    q.add_argument("--mode", choices=("mean", "uniform", "gaussian"),
+                   help="fill of untransmitted slices: sampled (uniform, the default; gaussian) or predicted (mean)")
     q.add_argument("--seed", type=int, help="sampling seed (default: the one stored in the file)")
     q.add_argument("--samples", type=int, help="write K members of the synonymous set as OUT-1, OUT-2, ...")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
