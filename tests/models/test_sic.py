@@ -1,5 +1,10 @@
 """SIC: progressive levels, truncation, seeded synonym sampling, and the paper configuration."""
 
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -152,3 +157,28 @@ def test_mean_fill_predicts_each_missing_slice_from_the_ones_before_it(tiny_sic,
             predicted, _ = tiny_sic._slice_gaussian(k, params, mu_h, sigma_h)
             assert torch.allclose(slices[k], predicted, atol=1e-3)
             assert not torch.allclose(slices[k], mu_h[:, k * S:(k + 1) * S], atol=1e-2)
+
+
+_DECODE_LEVEL_1 = """
+import sys, hashlib, torch
+torch.set_num_threads(int(sys.argv[1]))
+sys.path.insert(0, sys.argv[2])
+import sicodec
+from conftest import make_tiny_sic
+data = open(sys.argv[3], "rb").read()
+for mode in ("mean", "uniform"):
+    print(hashlib.sha256(sicodec.decompress(data, model=make_tiny_sic(), level=1, mode=mode).tobytes()).hexdigest())
+"""
+
+
+def test_filled_levels_decode_the_same_with_one_or_two_threads_in_other_processes(tiny_sic, full, tmp_path):
+    """The predicted (`mean`) and sampled fills give the same pixels in other processes and thread counts."""
+    path = tmp_path / "full.sic"
+    path.write_bytes(full)
+    local = [hashlib.sha256(sicodec.decompress(full, model=tiny_sic, level=1, mode=mode).tobytes()).hexdigest()
+             for mode in ("mean", "uniform")]
+    tests = str(Path(__file__).parents[1])
+    for threads in (1, 2):
+        r = subprocess.run([sys.executable, "-c", _DECODE_LEVEL_1, str(threads), tests, str(path)],
+                           capture_output=True, text=True, check=True)
+        assert r.stdout.split() == local, threads
