@@ -287,10 +287,12 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
     loss_fn = make_loss(model, lmbda, loss_options)
     if getattr(loss_fn, "lpips", None) is not None:
         loss_fn.lpips.to(world.device)
+    stage = {"lr": lr, "batch": batch, "crop": crop}
+    if not stages or {k: stages[-1][k] for k in stage} != stage:  # a resume that changes one starts a stage
+        stages = stages + [{"from_step": step, **stage}]
     recipe = {"data": str(data), "data_images": len(dataset), "batch": batch, "processes": world.size, "crop": crop,
               "lr": lr, "bf16": bf16, "compile": compile, "channels_last": channels_last, "seed": seed, **started,
-              "loss_options": {k: v for k, v in loss_options.items() if k != "lpips_weights"},
-              "stages": stages + [{"from_step": step, "lr": lr, "batch": batch, "crop": crop}]}  # e.g. a decay
+              "loss_options": {k: v for k, v in loss_options.items() if k != "lpips_weights"}, "stages": stages}
 
     model.train()
     if channels_last:

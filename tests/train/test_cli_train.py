@@ -117,6 +117,9 @@ def test_steps_of_the_init_weights_count_in_the_export(capsys, folder, tmp_path)
     assert card["steps"] == 5 and card["recipe"]["init_steps"] == 2 and card["recipe"]["init"].endswith("hp-a.safetensors")
     assert [s["from_step"] for s in card["recipe"]["stages"]] == [0, 2] and card["recipe"]["stages"][1]["lr"] == 5e-5
     assert sicodec.load_model(tmp_path / "hp-b.safetensors").trained_steps == 5
+    assert _run(capsys, *args, "--steps", 4, "--lr", 5e-5)[0] == 0  # resumed with nothing changed: no new stage
+    assert _run(capsys, "export", second / "checkpoint.pt", "hp-c", "-o", tmp_path)[0] == 0
+    assert [s["from_step"] for s in json.loads((tmp_path / "hp-c.json").read_text())["recipe"]["stages"]] == [0, 2]
 
 
 def test_init_partial_loads_the_matching_tensors_of_another_architecture(capsys, folder, tmp_path):
