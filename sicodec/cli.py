@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SicodecError
+from .models.sic import FILL_MODES
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 3
 
@@ -344,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("output", help="image file, or a folder (created if missing) when INPUT is a folder")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
     q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
-    q.add_argument("--mode", choices=("mean", "uniform", "gaussian"),
-                   help="fill of untransmitted slices: sampled (uniform, the default; gaussian) or predicted (mean)")
+    q.add_argument("--mode", choices=FILL_MODES,
+                   help="fill of untransmitted slices: sampled (uniform, the default; gaussian; ancestral, from the "
+                        "predicted Gaussians) or predicted (mean)")
     q.add_argument("--seed", type=int, help="sampling seed (default: the one stored in the file)")
     q.add_argument("--samples", type=int, help="write K members of the synonymous set as OUT-1, OUT-2, ...")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -376,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="model or family name (hyperprior: every installed quality) or weights file")
     q.add_argument("folder")
     q.add_argument("--levels", default="all", help="progressive models: all or a list like 1,3,5")
-    q.add_argument("--mode", default="mean", choices=("mean", "uniform", "gaussian"))
+    q.add_argument("--mode", default="mean", choices=FILL_MODES)
     q.add_argument("--samples", type=int, default=1, help="sampled decodes per point (metrics averaged)")
     measurement_args(q)
     q.set_defaults(fn=cmd_eval)

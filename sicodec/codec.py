@@ -160,7 +160,8 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached.
 
     Progressive files: `level` (default: all levels present), `mode` of the untransmitted slices
-    (`uniform` by default, `gaussian` or `mean`) and `seed` (default: the one stored in the file).
+    (`uniform` by default, `gaussian`, `ancestral` or `mean`) and `seed` (default: the one stored in
+    the file).
     """
     f = parse(data)
     m = model_for(f.header, model)

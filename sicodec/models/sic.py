@@ -6,9 +6,10 @@ conditioned on the hyper output and on the decoded slices before it (channel-con
 slice by slice in parallel over space). Slices a file does not carry are filled by the decoder:
 `uniform` round(mu_h + U(-2, 2)) (the paper's default) or `gaussian` round(mu_h + sigma_h * N(0, 1))
 around the hyper mean mu_h and scale sigma_h, with a seeded generator so that a file and a seed
-always give the same pixels; or `mean`, deterministic: each missing slice is the mean its slice
+always give the same pixels; `mean`, deterministic: each missing slice is the mean its slice
 network predicts from the slices before it (decoded or filled), which is closer to the true latent
-than mu_h and gives the lowest distortion.
+than mu_h and gives the lowest distortion; or `ancestral`, a sample drawn slice by slice from those
+predicted Gaussians at half their scale, round(mean + scale / 2 * N(0, 1)), with the same seeded generator.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ..errors import SicodecError
 from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
 
-FILL_MODES = ("mean", "uniform", "gaussian")
+FILL_MODES = ("uniform", "gaussian", "mean", "ancestral")
+ANCESTRAL_TEMPERATURE = 0.5  # measured: t = 1 is noisier than `uniform`, t = 1/2 beats it (docs/sic.md)
 
 
 def conv_transforms(N: int, M: int) -> tuple[nn.Module, nn.Module]:
@@ -148,6 +150,17 @@ class SynonymousCodec(LatentCodecModel):
         inp = self._slice_input(k, mu_h, sigma_h, [to_fixed(p) for p in previous])
         return self._slice_gaussian(k, nets[k](inp), mu_h, sigma_h)
 
+    def _predict_slice(self, k, mu_h, sigma_h, previous, generator=None):
+        """A missing slice from its predicted Gaussian: the mean, or with a generator an ancestral sample.
+
+        Exact fixed point, then float64 elementwise operations on exact values with draws from a seeded
+        CPU generator: the same on any machine, thread count or device."""
+        mean, scale = (from_fixed(v) for v in self._exact_gaussian(k, mu_h, sigma_h, previous))
+        if generator is None:
+            return mean
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean.device)
+        return torch.round(mean + ANCESTRAL_TEMPERATURE * scale * noise)
+
     def _exact_slice(self, k, mu_h, sigma_h, previous_int):
         mean, scale = self._exact_gaussian(k, mu_h, sigma_h, previous_int)
         return coding_params(scale, mean)
@@ -182,11 +195,11 @@ class SynonymousCodec(LatentCodecModel):
         for k in range(level):
             idx, offset = self._exact_slice(k, mu_h, sigma_h, decoded)
             decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.width, 4 * h, 4 * w), idx, offset))
-        if mode == "mean":  # exact arithmetic, so the chain of predicted slices is the same on any machine
-            for k in range(level, self.slices):
-                decoded.append(from_fixed(self._exact_gaussian(k, mu_h, sigma_h, decoded)[0]))
-            return self.synthesis(torch.cat(decoded, dim=1).to(torch.float32))
         generator = torch.Generator().manual_seed(int(seed))
+        if mode in ("mean", "ancestral"):
+            for k in range(level, self.slices):
+                decoded.append(self._predict_slice(k, mu_h, sigma_h, decoded, generator if mode == "ancestral" else None))
+            return self.synthesis(torch.cat(decoded, dim=1).to(torch.float32))
         y_hat = torch.cat(decoded + [torch.zeros(1, (self.slices - level) * self.width, 4 * h, 4 * w)], dim=1)
         x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode,
                                          generator, synthesis=self.synthesis)

@@ -29,12 +29,12 @@ from PIL import Image, UnidentifiedImageError
 from ..bitstream import SIGNATURE, parse
 from ..errors import FormatError, LimitError, ModelError, SicodecError
 from ..image import SicodecNotice, prepare
+from ..models.sic import FILL_MODES
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 # Formats an uploaded image may have (Pillow format names); anything else is refused before decoding.
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF", "PPM", "GIF", "AVIF")
 CLASSIC_CODECS = {"jpeg-420": "JPEG", "webp": "WebP", "avif": "AVIF"}
-MODES = ("uniform", "gaussian", "mean")
 MAX_SEED = 2**53 - 1  # what a JavaScript number holds exactly
 _JOB_ID = re.compile(r"^[0-9a-f]{24}$")
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
@@ -217,7 +217,7 @@ class Workspace:
         available = available_codecs()
         return {
             "models": [c.describe() for c in self.models.values()], "default_model": self.default_model(),
-            "samples": list(self.samples), "modes": list(MODES), "max_seed": MAX_SEED,
+            "samples": list(self.samples), "modes": list(FILL_MODES), "max_seed": MAX_SEED,
             "limits": {"max_upload_bytes": self.limits.max_upload_bytes, "max_pixels": self.limits.max_pixels},
             "classic": [{"name": n, "label": label, "available": available.get(n) is None, "reason": available.get(n)}
                         for n, label in CLASSIC_CODECS.items()],
@@ -377,8 +377,8 @@ class Workspace:
         level = self._check_level(job, level)
         if job.progressive:
             mode = mode or "uniform"
-            if mode not in MODES:
-                raise WebError(400, f"unknown fill mode {mode!r} (modes: {', '.join(MODES)})")
+            if mode not in FILL_MODES:
+                raise WebError(400, f"unknown fill mode {mode!r} (modes: {', '.join(FILL_MODES)})")
             seed = job.seed if seed is None else seed
             if not 0 <= seed <= MAX_SEED:
                 raise WebError(400, f"seed must be between 0 and {MAX_SEED}")

@@ -70,7 +70,7 @@ def test_mean_mode_is_deterministic_and_seeds_behave(tiny_sic, full):
     top = tiny_sic.slices
     assert sicodec.decompress(full, model=tiny_sic, level=1, mode="mean", seed=1).tobytes() == \
         sicodec.decompress(full, model=tiny_sic, level=1, mode="mean", seed=2).tobytes()
-    for mode in ("uniform", "gaussian"):
+    for mode in ("uniform", "gaussian", "ancestral"):
         a = sicodec.decompress(full, model=tiny_sic, level=1, mode=mode, seed=3)
         assert a.tobytes() == sicodec.decompress(full, model=tiny_sic, level=1, mode=mode, seed=3).tobytes()
         assert a.tobytes() != sicodec.decompress(full, model=tiny_sic, level=1, mode=mode, seed=4).tobytes()
@@ -159,6 +159,29 @@ def test_mean_fill_predicts_each_missing_slice_from_the_ones_before_it(tiny_sic,
             assert not torch.allclose(slices[k], mu_h[:, k * S:(k + 1) * S], atol=1e-2)
 
 
+def test_ancestral_fill_samples_each_missing_slice_from_its_predicted_gaussian(tiny_sic, photo, monkeypatch):
+    """`ancestral` fills slice k with round(mean + scale / 2 * N(0, 1)) from the Gaussian predicted from
+    slices 1..k-1 (decoded or already sampled), drawing from a generator seeded with the seed."""
+    from sicodec.entropy.exact import from_fixed
+    from sicodec.models.sic import ANCESTRAL_TEMPERATURE
+
+    x = sicodec.codec._to_tensor(np.asarray(photo), tiny_sic.stride)
+    sections = tiny_sic.compress_latents(x)
+    seen = []
+    monkeypatch.setattr(tiny_sic, "synthesis", lambda y: seen.append(y) or y)
+    tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="ancestral", seed=5)
+    tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="mean")
+    sampled, means = (list(y.split(tiny_sic.width, dim=1)) for y in seen)
+    with torch.no_grad():
+        mu_h, sigma_h = tiny_sic._exact_hyper(torch.round(tiny_sic.h_a(tiny_sic.g_a(x))))
+    generator = torch.Generator().manual_seed(5)
+    for k in range(1, tiny_sic.slices):
+        mean, scale = (from_fixed(v) for v in tiny_sic._exact_gaussian(k, mu_h, sigma_h, sampled[:k]))
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
+        assert torch.equal(sampled[k], torch.round(mean + ANCESTRAL_TEMPERATURE * scale * noise))
+        assert not torch.equal(sampled[k], torch.round(means[k]))
+
+
 _DECODE_LEVEL_1 = """
 import sys, hashlib, torch
 torch.set_num_threads(int(sys.argv[1]))
@@ -166,7 +189,7 @@ sys.path.insert(0, sys.argv[2])
 import sicodec
 from conftest import make_tiny_sic
 data = open(sys.argv[3], "rb").read()
-for mode in ("mean", "uniform"):
+for mode in ("mean", "uniform", "ancestral"):
     print(hashlib.sha256(sicodec.decompress(data, model=make_tiny_sic(), level=1, mode=mode).tobytes()).hexdigest())
 """
 
@@ -176,7 +199,7 @@ def test_filled_levels_decode_the_same_with_one_or_two_threads_in_other_processe
     path = tmp_path / "full.sic"
     path.write_bytes(full)
     local = [hashlib.sha256(sicodec.decompress(full, model=tiny_sic, level=1, mode=mode).tobytes()).hexdigest()
-             for mode in ("mean", "uniform")]
+             for mode in ("mean", "uniform", "ancestral")]
     tests = str(Path(__file__).parents[1])
     for threads in (1, 2):
         r = subprocess.run([sys.executable, "-c", _DECODE_LEVEL_1, str(threads), tests, str(path)],
