@@ -197,8 +197,9 @@ class SynonymousCodec(LatentCodecModel):
             decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.width, 4 * h, 4 * w), idx, offset))
         generator = torch.Generator().manual_seed(int(seed))
         if mode in ("mean", "ancestral"):
+            sampler = generator if mode == "ancestral" else None
             for k in range(level, self.slices):
-                decoded.append(self._predict_slice(k, mu_h, sigma_h, decoded, generator if mode == "ancestral" else None))
+                decoded.append(self._predict_slice(k, mu_h, sigma_h, decoded, sampler))
             return self.synthesis(torch.cat(decoded, dim=1).to(torch.float32))
         y_hat = torch.cat(decoded + [torch.zeros(1, (self.slices - level) * self.width, 4 * h, 4 * w)], dim=1)
         x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode,
