@@ -48,9 +48,18 @@ def _read(path: str) -> bytes:
         raise SicodecError(f"{p}: cannot read ({e.strerror})") from None
 
 
+def _check_device(a) -> None:
+    """Refuse an unavailable --device before any file is read or written."""
+    from .models.base import transform_device
+
+    transform_device(a.device)
+
+
 def cmd_compress(a) -> None:
     from .fileio import check_output
     from .image import list_image_files
+
+    _check_device(a)
 
     if Path(a.input).is_dir():
         inputs = [p for p in list_image_files(a.input) if not p.name.startswith(".")]
@@ -68,7 +77,7 @@ def _compress_one(a, model, src: Path, out: Path) -> None:
 
     check_output(out, a.force, inputs=[src])
     t = time.perf_counter()
-    data = compress(src, model=model, level=a.level, bpp=a.bpp, seed=a.seed)
+    data = compress(src, model=model, level=a.level, bpp=a.bpp, seed=a.seed, device=a.device)
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
@@ -78,6 +87,8 @@ def _compress_one(a, model, src: Path, out: Path) -> None:
 
 def cmd_decompress(a) -> None:
     from .fileio import check_output
+
+    _check_device(a)
 
     folder = Path(a.input)
     if folder.is_dir():
@@ -96,7 +107,8 @@ def _decompress_one(a, src: Path, out: Path) -> None:
 
     check_output(out, a.force, inputs=[src])
     data = _read(src)
-    options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed)) if v is not None}
+    options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed), ("device", a.device))
+               if v is not None}
     if a.samples is None:
         t = time.perf_counter()
         image = decompress(data, model=a.model, **options)
@@ -323,6 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"sicodec {__import__('sicodec').__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def device_arg(q, transform):
+        q.add_argument("--device", help=f"torch device for the {transform} transform (cpu, cuda, cuda:N; default cpu); "
+                                        "entropy coding always runs on the CPU")
+
     def model_args(q, quality=True):
         q.add_argument("--model", help="registered model name or .safetensors file (default: sic, or the "
                                       "hyperprior while no sic weights are installed)")
@@ -336,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
     q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
     q.add_argument("--seed", type=int, default=0, help="sampling seed stored in the file (default 0)")
+    device_arg(q, "analysis")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_compress)
 
@@ -350,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "predicted Gaussians) or predicted (mean)")
     q.add_argument("--seed", type=int, help="sampling seed (default: the one stored in the file)")
     q.add_argument("--samples", type=int, help="write K members of the synonymous set as OUT-1, OUT-2, ...")
+    device_arg(q, "synthesis")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_decompress)
 

@@ -88,13 +88,17 @@ def _to_tensor(pixels: np.ndarray, stride: int) -> torch.Tensor:
 
 
 def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, quality: int | None = None,
-             level: int | None = None, bpp: float | None = None, seed: int = 0, **options) -> bytes:
+             level: int | None = None, bpp: float | None = None, seed: int = 0, device: str | None = None,
+             **options) -> bytes:
     """Image (path or PIL image) -> .sic bytes.
 
     Progressive models (SIC): `level` keeps levels 1..level; `bpp` keeps the highest level whose
-    real file size fits the target; `seed` is stored for the decoder's sampling.
+    real file size fits the target; `seed` is stored for the decoder's sampling. `device` ('cuda')
+    runs the analysis transform there (default: where the model's transforms are, the CPU).
     """
     m = load_model(model, quality)
+    if device is not None:
+        m.place_transforms(device)
     if (level is not None or bpp is not None) and not m.progressive:
         raise ModelError(f"{m.name} is not progressive: --level and --bpp need a SIC model")
     _check_seed(seed)
@@ -156,15 +160,17 @@ def model_for(header: Header, model=None) -> LatentCodecModel:
 
 
 def decompress(data: bytes, model=None, level: int | None = None, mode: str | None = None, seed: int | None = None,
-               **options) -> Image.Image:
+               device: str | None = None, **options) -> Image.Image:
     """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached.
 
     Progressive files: `level` (default: all levels present), `mode` of the untransmitted slices
     (`uniform` by default, `gaussian`, `ancestral` or `mean`) and `seed` (default: the one stored in
-    the file).
+    the file). `device` ('cuda') runs the synthesis transform there.
     """
     f = parse(data)
     m = model_for(f.header, model)
+    if device is not None:
+        m.place_transforms(device)
     if m.progressive:
         seed = f.header.seed if seed is None else seed
         _check_seed(seed)

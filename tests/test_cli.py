@@ -51,6 +51,8 @@ def test_outputs_are_not_overwritten_without_force(capsys, tmp_path, image, tiny
     ["compress", "in.png", "x.sic", "--model", "no-such-model"],
     ["compress", "in.png", "x.sic", "--model", "hyperprior", "--quality", "99"],
     ["compress", "in.png", "nofolder/x.sic"],
+    ["compress", "in.png", "x.sic", "--device", "cuda:64"],
+    ["decompress", "in.png", "out.png", "--device", "bogus"],
 ])
 def test_errors_are_one_line_and_non_zero(capsys, tmp_path, image, args, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -11,24 +11,39 @@ from torch import nn
 
 from ..entropy.coding import MAX_SYMBOL_MAGNITUDE, tables_checksum
 from ..entropy.exact import Derived
-from ..errors import SicodecError
+from ..errors import ModelError, SicodecError
 from .tiling import run_tiled
 
 
 @contextmanager
 def reproducible_synthesis():
-    """Run convolutions on PyTorch's native GEMM kernels instead of oneDNN.
+    """Run convolutions on PyTorch's native GEMM kernels instead of oneDNN, and cuDNN deterministically.
 
     oneDNN's convolutions give slightly different float results for different thread counts,
     which can flip a decoded pixel; the native kernels give the same bits whatever the thread count
-    (measured ~1.7x slower). Decoders use this so that a file always decodes to the same pixels.
+    (measured ~1.7x slower). cuDNN's autotuner may pick a different algorithm per run. Decoders use
+    this so that a file always decodes to the same pixels on a given device.
     """
     before = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
     try:
-        yield
+        with torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True):
+            yield
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+def transform_device(device: str | torch.device | None) -> torch.device:
+    """A torch device for the transforms, refusing one this machine does not have with a clear error."""
+    try:
+        device = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as e:
+        raise ModelError(f"unknown device {device!r} (cpu, cuda, cuda:N)") from e
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ModelError(f"device {device} is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ModelError(f"device {device} is not supported (cpu, cuda, cuda:N)")
+    return device
 
 
 @contextmanager
@@ -88,14 +103,28 @@ class LatentCodecModel(nn.Module):
             h.update(t.detach().to(torch.float32).cpu().contiguous().numpy().astype("<f4").tobytes())
         return h.digest()[:16]
 
+    def place_transforms(self, device: str | torch.device | None) -> LatentCodecModel:
+        """Run g_a and g_s, the heavy float transforms, on `device`. Everything that decides the file's
+        content from integer latents (hyper and slice networks in fixed point, tables, sampling) stays
+        on the CPU, so a file made on one device decodes to the same latents on any other."""
+        device = transform_device(device)
+        self.g_a.to(device)
+        self.g_s.to(device)
+        return self
+
+    def _transforms_device(self) -> torch.device:
+        return next(self.g_s.parameters()).device
+
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """g_a for coding, in tiles (bounded memory for huge images)."""
-        return run_tiled(self.g_a, x, self.latent_stride, 1, self.tile, self.halo)
+        """g_a for coding, in tiles (bounded memory for huge images); the latent comes back on the CPU."""
+        x = x.to(self._transforms_device())
+        return run_tiled(self.g_a, x, self.latent_stride, 1, self.tile, self.halo).cpu()
 
     def synthesis(self, y: torch.Tensor) -> torch.Tensor:
-        """g_s for decoding, in tiles, on the reproducible kernels."""
+        """g_s for decoding, in tiles, on the reproducible kernels; the image comes back on the CPU."""
         with reproducible_synthesis():
-            return run_tiled(self.g_s, y, 1, self.latent_stride, self.tile, self.halo)
+            y = y.to(self._transforms_device())
+            return run_tiled(self.g_s, y, 1, self.latent_stride, self.tile, self.halo).cpu()
 
     @staticmethod
     def round_latent(v: torch.Tensor) -> torch.Tensor:
