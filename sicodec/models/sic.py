@@ -158,7 +158,7 @@ class SynonymousCodec(LatentCodecModel):
         mean, scale = (from_fixed(v) for v in self._exact_gaussian(k, mu_h, sigma_h, previous))
         if generator is None:
             return mean
-        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean.device)
+        noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64)
         return torch.round(mean + ANCESTRAL_TEMPERATURE * scale * noise)
 
     def _exact_slice(self, k, mu_h, sigma_h, previous_int):
