@@ -363,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
     q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
     q.add_argument("--mode", choices=FILL_MODES,
-                   help="fill of untransmitted slices: sampled (uniform, the default; gaussian; ancestral, from the "
-                        "predicted Gaussians) or predicted (mean)")
+                   help="fill of untransmitted slices: sampled (ancestral, the default, from the predicted Gaussians; "
+                        "uniform and gaussian, the paper's, around the hyper mean) or predicted (mean)")
     q.add_argument("--seed", type=int, help="sampling seed (default: the one stored in the file)")
     q.add_argument("--samples", type=int, help="write K members of the synonymous set as OUT-1, OUT-2, ...")
     device_arg(q, "synthesis")

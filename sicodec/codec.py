@@ -18,6 +18,7 @@ from .errors import FormatError, LimitError, ModelError, ModelMismatchError
 from .image import max_pixels, prepare, to_pil
 from .models.base import LatentCodecModel, float32_defaults
 from .models.registry import REGISTRY, find_weights, resolve, weights_dirs
+from .models.sic import DEFAULT_FILL_MODE
 
 DEFAULT_MODEL = "sic"
 FALLBACK_MODEL = "hyperprior"
@@ -164,7 +165,7 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached.
 
     Progressive files: `level` (default: all levels present), `mode` of the untransmitted slices
-    (`uniform` by default, `gaussian`, `ancestral` or `mean`) and `seed` (default: the one stored in
+    (`ancestral` by default, `uniform`, `gaussian` or `mean`) and `seed` (default: the one stored in
     the file). `device` ('cuda') runs the synthesis transform there.
     """
     f = parse(data)
@@ -174,7 +175,7 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     if m.progressive:
         seed = f.header.seed if seed is None else seed
         _check_seed(seed)
-        options.update(level=level, mode=mode or "uniform", seed=seed)
+        options.update(level=level, mode=mode or DEFAULT_FILL_MODE, seed=seed)
     elif level is not None or mode is not None or seed is not None:
         raise ModelError(f"{f.header.model} files are not progressive: level, mode and seed do not apply")
     if len(f.sections) < m.min_sections:

@@ -11,7 +11,7 @@
 
 Levels are frames because Pillow's `open` takes no decoding options and `draft` asks for a size, not a level;
 `seek` is Pillow's own way to choose one of several images in a file. Untransmitted slices are filled with the
-`uniform` mode and the seed stored in the file (`sicodec.decompress` offers the other modes and seeds).
+`ancestral` mode and the seed stored in the file (`sicodec.decompress` offers the other modes and seeds).
 
 `info` carries `sic_model`, `sic_levels` (levels present), `sic_levels_total` (levels the encoder wrote),
 `sic_level` (the level of the loaded frame), `sic_seed` and the `icc_profile`. Errors: a damaged or unreadable

@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from ..bitstream import SIGNATURE, parse
 from ..errors import FormatError, LimitError, ModelError, SicodecError
 from ..image import SicodecNotice, prepare
-from ..models.sic import FILL_MODES
+from ..models.sic import DEFAULT_FILL_MODE, FILL_MODES
 
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 # Formats an uploaded image may have (Pillow format names); anything else is refused before decoding.
@@ -376,7 +376,7 @@ class Workspace:
 
         level = self._check_level(job, level)
         if job.progressive:
-            mode = mode or "uniform"
+            mode = mode or DEFAULT_FILL_MODE
             if mode not in FILL_MODES:
                 raise WebError(400, f"unknown fill mode {mode!r} (modes: {', '.join(FILL_MODES)})")
             seed = job.seed if seed is None else seed

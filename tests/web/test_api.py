@@ -113,7 +113,7 @@ def test_progressive_upload_levels_metrics_and_download(client, monkeypatch):
     views = [client.get(f"/api/jobs/{job['id']}/view", params={"level": k}).json() for k in (1, 4)]
     for view, size in zip(views, (sizes[0], sizes[3])):
         assert view["bytes"] == size and view["bpp"] == pytest.approx(8 * size / (128 * 96))
-        assert view["seed"] == 7 and view["mode"] == "uniform" and view["psnr"] > 0
+        assert view["seed"] == 7 and view["mode"] == "ancestral" and view["psnr"] > 0
         assert (view["lpips"] is None) == (view["lpips_note"] is not None)
         png = client.get(view["image"])
         assert png.status_code == 200 and png.headers["content-type"] == "image/png"
