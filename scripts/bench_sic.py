@@ -19,6 +19,7 @@ import sicodec
 from sicodec.bitstream import parse
 from sicodec.errors import ModelError
 from sicodec.models.registry import build_model
+from sicodec.models.sic import FILL_MODES
 
 
 def main():
@@ -50,7 +51,7 @@ def main():
             entry = {"level": level}
             if trained:
                 entry["bpp"] = 8 * parsed.section_offsets()[level] / px
-            for mode in ("mean", "uniform"):
+            for mode in FILL_MODES:
                 t = time.perf_counter()
                 sicodec.decompress(data, model=model, level=level, mode=mode)
                 entry[f"decode_{mode}_s"] = time.perf_counter() - t
@@ -59,8 +60,8 @@ def main():
         print(f"{f.name}: encode {enc:.3f} s, decode (mean) " +
               " ".join(f"L{e['level']}:{e['decode_mean_s']:.3f}" for e in row["levels"]), flush=True)
     mean = {"encode_s": float(np.mean([r["encode_s"] for r in rows])),
-            "decode_mean_s_per_level": [float(np.mean([r["levels"][k]["decode_mean_s"] for r in rows])) for k in range(model.slices)],
-            "decode_uniform_s_per_level": [float(np.mean([r["levels"][k]["decode_uniform_s"] for r in rows])) for k in range(model.slices)]}
+            **{f"decode_{mode}_s_per_level": [float(np.mean([r["levels"][k][f"decode_{mode}_s"] for r in rows]))
+                                              for k in range(model.slices)] for mode in FILL_MODES}}
     print(json.dumps(mean, indent=1))
     out = {"model": model.name, "trained": trained, "config": model.config, "threads": a.threads,
            "machine": f"{platform.machine()}, torch {torch.__version__}", "mean": mean, "images": rows}
