@@ -20,20 +20,18 @@ import torch
 
 import sicodec
 from sicodec.image import list_image_files
+from sicodec.models.base import transform_device
+from sicodec.models.sic import FILL_MODES
 
 
 def decode_settings(model) -> list[dict]:
     """Hyperprior: the file as is. SIC: level 1 in every fill mode, and the top level."""
     if not model.progressive:
         return [{}]
-    from sicodec.models.sic import FILL_MODES
-
     return [{"level": 1, "mode": mode} for mode in FILL_MODES] + [{}]
 
 
 def compare(images: list[Path], model_name: str, device: str) -> dict:
-    from sicodec.models.base import transform_device
-
     model = sicodec.load_model(model_name)
     devices = ("cpu", device)
     on = transform_device(device)
