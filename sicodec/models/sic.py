@@ -28,7 +28,7 @@ from .layers import GDN, conv, deconv
 
 FILL_MODES = ("ancestral", "uniform", "gaussian", "mean")
 DEFAULT_FILL_MODE = "ancestral"  # measured on Kodak: better than `uniform` in every metric at every level
-ANCESTRAL_TEMPERATURE = 0.5  # measured: t = 1 loses PSNR and low-level LPIPS to `uniform`; t = 1/2 wins (docs/sic.md)
+ANCESTRAL_TEMPERATURE = 0.5  # measured: higher t lowers LPIPS, costs PSNR and DISTS; 1/2 is between (docs/sic.md)
 
 
 def conv_transforms(N: int, M: int) -> tuple[nn.Module, nn.Module]:
