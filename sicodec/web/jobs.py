@@ -217,7 +217,8 @@ class Workspace:
         available = available_codecs()
         return {
             "models": [c.describe() for c in self.models.values()], "default_model": self.default_model(),
-            "samples": list(self.samples), "modes": list(FILL_MODES), "max_seed": MAX_SEED,
+            "samples": list(self.samples), "modes": list(FILL_MODES),
+            "default_mode": DEFAULT_FILL_MODE, "max_seed": MAX_SEED,
             "limits": {"max_upload_bytes": self.limits.max_upload_bytes, "max_pixels": self.limits.max_pixels},
             "classic": [{"name": n, "label": label, "available": available.get(n) is None, "reason": available.get(n)}
                         for n, label in CLASSIC_CODECS.items()],

@@ -94,6 +94,7 @@ def test_info_lists_both_kinds_of_model(client):
     assert models["sic"]["progressive"] and models["sic"]["levels"] == 4 and models["sic"]["status"] == "untrained"
     assert not models["hyperprior-q4"]["progressive"] and models["hyperprior-q4"]["levels"] == 1
     assert info["default_model"] == "sic"
+    assert info["modes"] == ["ancestral", "uniform", "gaussian", "mean"] and info["default_mode"] == "ancestral"
     assert info["samples"] == [SAMPLE]
     assert info["limits"]["max_upload_bytes"] == 20 * 2**20
     assert {c["name"] for c in info["classic"]} == {"jpeg-420", "webp", "avif"}

@@ -124,6 +124,9 @@ def test_upload_and_move_the_level_slider(server, browser, tmp_path):
     wait.until(lambda _: d.execute_script("return document.body.dataset.state") == "idle")
     assert Select(by_id("model")).first_selected_option.get_attribute("value") == "sic"
     assert {o.get_attribute("value") for o in Select(by_id("model")).options} >= {"sic", "hyperprior-q4"}
+    modes = [o.get_attribute("value") for o in Select(by_id("mode")).options]
+    assert modes == ["ancestral", "uniform", "gaussian", "mean"]
+    assert Select(by_id("mode")).first_selected_option.get_attribute("value") == "ancestral"
 
     image = _kodak_image()
     by_id("file").send_keys(str(image))

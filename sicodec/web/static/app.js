@@ -82,6 +82,8 @@
       $("model").add(new Option(`${m.name} (${levels}, ${m.status})`, m.name));
     }
     $("model").value = info.default_model;
+    for (const name of info.modes) $("mode").add(new Option(name, name));
+    $("mode").value = info.default_mode;
     for (const name of info.samples) $("sample").add(new Option(name, name));
     $("seed").max = String(info.max_seed);
     const mb = info.limits.max_upload_bytes / 2 ** 20;
