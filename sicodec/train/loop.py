@@ -89,8 +89,10 @@ def make_loss(model, lmbda: float, options: dict):
 
     options = dict(options)
     weights = options.pop("lpips_weights", None)
-    lpips = None if weights is False else LPIPS.from_weights(weights)
-    return SVILoss(model.slices, lpips=lpips, **options)
+    loss = SVILoss(model.slices, **options)  # its options are checked before the LPIPS network is loaded
+    if weights is not False:
+        loss.lpips = LPIPS.from_weights(weights)
+    return loss
 
 
 def warm_start(model, init: str, partial: bool = False) -> dict:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import SicodecError
 from .loss import bits, mse_from_psnr
 
 
@@ -43,11 +44,24 @@ class SVILoss:
     """
 
     def __init__(self, levels: int, lpips=None, samples: int = 1, alpha: float = 0.5, weights=paper_weights,
-                 schedule: str = "rolling", warmup_steps: int = 0, generator: torch.Generator | None = None):
+                 schedule: str = "rolling", warmup_steps: int = 0, rate_tilt: float = 1.0,
+                 generator: torch.Generator | None = None):
         if schedule not in ("rolling", "random"):
             raise ValueError(f"unknown level schedule {schedule!r}")
+        if not rate_tilt > 0:
+            raise SicodecError(f"the rate tilt must be a positive number, not {rate_tilt!r}")
         self.levels, self.lpips, self.samples, self.alpha = levels, lpips, samples, alpha
         self.weights, self.schedule, self.warmup_steps, self.generator = weights, schedule, warmup_steps, generator
+        self.rate_tilt = rate_tilt
+
+    def level_weights(self, level: int) -> LevelWeights:
+        """`weights` with the rate weight multiplied by rate_tilt at level 1, falling geometrically to 1 at
+        the top level: a tilt above 1 pushes the low levels towards lower rates and leaves the full level as is."""
+        w = self.weights(level, self.levels)
+        if self.rate_tilt == 1.0 or self.levels == 1:
+            return w
+        factor = self.rate_tilt ** ((self.levels - level) / (self.levels - 1))
+        return LevelWeights(rate=w.rate * factor, distortion=w.distortion, perception=w.perception)
 
     def level_for(self, step: int) -> int:
         if self.schedule == "rolling":
@@ -66,7 +80,7 @@ class SVILoss:
         (the level), the real "bpp", "psnr-rgb" and, when measured, "lpips"."""
         total = 0.0
         for r in rows:
-            w = self.weights(r["point"], self.levels)
+            w = self.level_weights(r["point"])
             total += w.rate * r["bpp"] + w.distortion * mse_from_psnr(r["psnr-rgb"])
             if self.lpips is not None and "lpips" in r:
                 total += w.perception * r["lpips"]
@@ -82,14 +96,14 @@ class SVILoss:
         level = self.level_for(step)
         c = level * model.width
 
-        full = self._term(paper_weights(self.levels, self.levels), z_bpp + slice_bits.sum(), x, [out["x_hat"]])
+        full = self._term(self.level_weights(self.levels), z_bpp + slice_bits.sum(), x, [out["x_hat"]])
         recons, mixes = [], []
         for _ in range(self.samples):
             x_hat, y_mix = model.synthesize_level(out["y_hat"], out["mu_h"], out["sigma_h"], level, "uniform", self.generator)
             recons.append(x_hat)
             mixes.append(y_mix)
         level_bpp = z_bpp + slice_bits[:level].sum()
-        at_level = self._term(self.weights(level, self.levels), level_bpp, x, recons)
+        at_level = self._term(self.level_weights(level), level_bpp, x, recons)
 
         target = out["y_hat"][:, :c].detach()
         re_full = model.g_a(out["x_hat"]).float()

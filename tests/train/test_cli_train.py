@@ -60,6 +60,15 @@ def test_bad_arguments_are_one_line_errors(capsys, folder, tmp_path, args, messa
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("tilt", ["0", "-2", "nan"])
+def test_a_rate_tilt_that_is_not_positive_is_a_one_line_error(capsys, folder, tmp_path, tilt):
+    code, _, err = _run(capsys, "train", "sic", folder, tmp_path / "run", "--config",
+                        '{"M": 16, "slices": 2, "N": 8, "hyper": 8, "param_hidden": 8}', "--steps", 1,
+                        "--batch", 1, "--crop", 64, "--rate-tilt", tilt)
+    assert code == 1 and "rate tilt" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
 def test_unreadable_or_empty_data_folder(capsys, folder, tmp_path):
     (tmp_path / "empty").mkdir()
     code, _, err = _run(capsys, "train", "hyperprior", tmp_path / "empty", tmp_path / "run", "--lambda", 0.01, *TINY)

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import make_tiny_sic
+from sicodec.errors import SicodecError
 from sicodec.train.svi import SVILoss, paper_weights
 
 LPIPS_FILE = Path(__file__).resolve().parents[3] / "shared" / "weights" / "lpips_alex.safetensors"
@@ -22,6 +23,21 @@ def test_paper_weights_for_sixteen_levels_and_their_generalisation():
     full = paper_weights(4, 4)
     assert (full.rate, full.distortion, full.perception) == pytest.approx((1, 2048, 8))
     assert paper_weights(2, 8) == paper_weights(4, 16)
+
+
+def test_rate_tilt_scales_the_low_levels_rate_weight_and_leaves_the_top_level():
+    plain, tilted = SVILoss(5), SVILoss(5, rate_tilt=16)
+    factors = [tilted.level_weights(l).rate / plain.level_weights(l).rate for l in range(1, 6)]
+    assert factors == pytest.approx([16, 8, 4, 2, 1])  # 16 at level 1, geometric down to 1 at the top
+    for l in range(1, 6):
+        assert tilted.level_weights(l).distortion == plain.level_weights(l).distortion
+        assert tilted.level_weights(l).perception == plain.level_weights(l).perception
+    assert SVILoss(5, rate_tilt=1).level_weights(1) == paper_weights(1, 5)
+    rows = [{"point": 1, "bpp": 0.1, "psnr-rgb": 25.0}, {"point": 5, "bpp": 1.0, "psnr-rgb": 35.0}]
+    assert tilted.validation_score(rows) - plain.validation_score(rows) == pytest.approx(15 * paper_weights(1, 5).rate * 0.1 / 2)
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(SicodecError, match="rate tilt"):
+            SVILoss(5, rate_tilt=bad)
 
 
 def test_rolling_schedule_walks_down_from_the_top_level():
@@ -99,5 +115,7 @@ def test_training_loop_runs_sic_with_the_svi_objective(tmp_path, lpips):
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(d / f"{i}.png")
     ckpt = train("sic", str(d), str(tmp_path / "run"), 2, lmbda=0, batch=1, crop=64, log_every=1,
                  config={"M": 16, "slices": 2, "N": 8, "hyper": 8, "param_hidden": 8},
-                 loss_options={"lpips_weights": LPIPS_FILE, "warmup_steps": 1})
-    assert torch.load(ckpt, weights_only=False)["step"] == 2
+                 loss_options={"lpips_weights": LPIPS_FILE, "warmup_steps": 1, "rate_tilt": 2.0})
+    state = torch.load(ckpt, weights_only=False)
+    assert state["step"] == 2
+    assert state["recipe"]["loss_options"] == {"warmup_steps": 1, "rate_tilt": 2.0}
