@@ -211,3 +211,23 @@ def test_training_checkpoints_are_the_documented_exception():
     loop = (PACKAGE / "train" / "loop.py").read_text()
     assert "weights_only=False" in loop and "never a downloaded file" in loop
     assert "training checkpoints" in (PACKAGE.parent / "docs" / "robustness.md").read_text().lower()
+
+
+@pytest.mark.parametrize("transform", ["conv", "swin"])
+def test_the_shape_check_leaves_nothing_in_the_temporary_folder(tmp_path, transform):
+    """Building the model on the meta device must not import torch's compiler, which makes its cache
+    folder in $TMPDIR (a server promises to leave its temporary folder empty)."""
+    import os
+    import subprocess
+
+    from conftest import make_tiny_sic
+    from sicodec.models.weights import save_weights
+
+    path = tmp_path / "tiny.safetensors"
+    save_weights(make_tiny_sic(transform=transform), path)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCHINDUCTOR")} | {"TMPDIR": str(temp)}
+    code = f"from sicodec.models.weights import load_weights; load_weights({str(path)!r})"
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    assert list(temp.iterdir()) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 import torch.nn.functional as F
@@ -20,8 +22,10 @@ class GDN(nn.Module):
         super().__init__()
         self.inverse = inverse
         self.beta_sqrt = nn.Parameter(torch.ones(channels))
-        gamma = torch.full((channels, channels), 1e-4) + torch.eye(channels) * gamma_init
-        self.gamma_sqrt = nn.Parameter(gamma.sqrt())
+        # Filled in directly: arithmetic on the meta device (weights.py's shape check) would run torch's
+        # Python reference kernels, whose import creates torch's compiler cache folder in $TMPDIR.
+        gamma_sqrt = torch.full((channels, channels), 1e-2).fill_diagonal_(math.sqrt(1e-4 + gamma_init))
+        self.gamma_sqrt = nn.Parameter(gamma_sqrt)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         beta = self.beta_sqrt.square() + 1e-6

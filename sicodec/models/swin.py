@@ -23,7 +23,10 @@ class WindowAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.bias_table, std=0.02)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        # On the CPU even when the model is built on the meta device (weights.py's shape check), where
+        # this arithmetic would import torch's compiler; the index is derived, not part of the weights.
+        ticks = torch.arange(window, device="cpu")
+        coords = torch.stack(torch.meshgrid(ticks, ticks, indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + window - 1
         self.register_buffer("bias_index", rel[..., 0] * (2 * window - 1) + rel[..., 1], persistent=False)
 
