@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SicodecError
-from .models.sic import FILL_MODES
+from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 3
 
@@ -397,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("model", help="model or family name (hyperprior: every installed quality) or weights file")
     q.add_argument("folder")
     q.add_argument("--levels", default="all", help="progressive models: all or a list like 1,3,5")
-    q.add_argument("--mode", default="mean", choices=FILL_MODES)
+    q.add_argument("--mode", default=DEFAULT_FILL_MODE, choices=FILL_MODES,
+                   help=f"fill of untransmitted slices (default {DEFAULT_FILL_MODE}, as in a plain decode)")
     q.add_argument("--samples", type=int, default=1, help="sampled decodes per point (metrics averaged)")
     measurement_args(q)
     q.set_defaults(fn=cmd_eval)

@@ -25,6 +25,7 @@ from .bench.results import make_results
 from .errors import SicodecError
 from .image import prepare
 from .models.registry import REGISTRY
+from .models.sic import DEFAULT_FILL_MODE
 from .train.loss import bits
 
 
@@ -98,9 +99,10 @@ def _evaluate_path(name: str, path: Path, levels: str, mode: str, samples: int, 
         return evaluate_image(model, path, points, mode, samples, keys, Path(tmp))
 
 
-def evaluate_results(name: str, folder, levels: str = "all", mode: str = "mean", samples: int = 1,
+def evaluate_results(name: str, folder, levels: str = "all", mode: str = DEFAULT_FILL_MODE, samples: int = 1,
                      metrics=("psnr", "ms-ssim", "lpips", "dists"), workers: int = 1) -> dict:
-    """The results dict (CompressAI layout, per-image rows included) of model or family `name` on `folder`."""
+    """The results dict (CompressAI layout, per-image rows included) of model or family `name` on `folder`.
+    Progressive models are measured in `mode`, by default the fill a plain decode uses."""
     if samples < 1 or workers < 1:
         raise SicodecError("--samples and --workers must be at least 1")
     keys = metric_keys(metrics)

@@ -3,6 +3,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -38,6 +39,25 @@ def test_eval_of_a_progressive_model_writes_valid_results(folder, tmp_path, caps
     assert r["level"] == [1, 3] and r["bpp"][0] < r["bpp"][1] and len(data["per_image"]) == 4
     header = 8 * 150 / (96 * 80)  # container bytes are in the real rate only
     assert all(0 <= row["bpp"] - row["estimated_bpp"] < 0.05 * row["bpp"] + header for row in data["per_image"])
+
+
+def test_eval_measures_the_fill_of_a_plain_decode_by_default(folder, tmp_path, capsys):
+    from conftest import make_tiny_sic
+    from sicodec import codec
+    from sicodec.evaluate import evaluate_results
+    from sicodec.models.sic import DEFAULT_FILL_MODE
+    from sicodec.models.weights import save_weights
+
+    weights = tmp_path / "sic-test.safetensors"
+    save_weights(make_tiny_sic(), weights, half=False)
+    data = evaluate_results(str(weights), folder, levels="1", metrics=("psnr",))
+    assert data["meta"]["mode"] == DEFAULT_FILL_MODE and data["name"] == f"sic-test ({DEFAULT_FILL_MODE})"
+    row = next(r for r in data["per_image"] if r["image"] == "k1.png")
+    model = codec.load_model(str(weights))
+    coded = codec.truncate(codec.compress(folder / "k1.png", model=model), 1)
+    plain = np.asarray(codec.decompress(coded, model=model).convert("RGB"), dtype=np.float64)  # the default seed
+    reference = np.asarray(Image.open(folder / "k1.png").convert("RGB"), dtype=np.float64)
+    assert row["psnr-rgb"] == pytest.approx(10 * math.log10(255**2 / np.mean((plain - reference) ** 2)), abs=1e-6)
 
 
 def test_eval_of_the_shipped_hyperprior_family(folder, tmp_path, capsys):

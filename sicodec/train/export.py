@@ -39,7 +39,8 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | N
         from ..evaluate import evaluate_results
 
         results = evaluate_results(str(out), eval_folder, metrics=eval_metrics)
+        mode = {"mode": results["meta"]["mode"]} if results["meta"]["mode"] else {}
         info["results"] = {"folder": Path(eval_folder).name, "images": len({r["image"] for r in results["per_image"]}),
-                           **results["results"]}
+                           **mode, **results["results"]}
     write_bytes_atomic(out.with_suffix(".json"), (json.dumps(info, indent=1) + "\n").encode())
     return out

@@ -35,7 +35,7 @@ def test_train_then_export_with_evaluation(capsys, folder, tmp_path):
     card = json.loads((tmp_path / "hyperprior-tiny.json").read_text())
     assert card["steps"] == 2 and card["lambda"] == 0.01 and card["recipe"]["crop"] == 64
     assert card["recipe"]["data_images"] == 4 and card["results"]["images"] == 4
-    assert card["results"]["bpp"][0] > 0 and card["results"]["psnr-rgb"][0] > 0
+    assert card["results"]["bpp"][0] > 0 and card["results"]["psnr-rgb"][0] > 0 and "mode" not in card["results"]
     model = sicodec.load_model(tmp_path / "hyperprior-tiny.safetensors")
     assert model.status == "preliminary" and model.trained_steps == 2
     code, _, err = _run(capsys, "export", run / "checkpoint.pt", "hyperprior-tiny", "-o", tmp_path)
