@@ -95,11 +95,10 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
 
     Progressive models (SIC): `level` keeps levels 1..level; `bpp` keeps the highest level whose
     real file size fits the target; `seed` is stored for the decoder's sampling. `device` ('cuda')
-    runs the analysis transform there (default: where the model's transforms are, the CPU).
+    runs the analysis transform there (default: the CPU; a model object passed in stays where it is).
     """
     m = load_model(model, quality)
-    if device is not None:
-        m.place_transforms(device)
+    _place_transforms(m, model, device)
     if (level is not None or bpp is not None) and not m.progressive:
         raise ModelError(f"{m.name} is not progressive: --level and --bpp need a SIC model")
     _check_seed(seed)
@@ -145,6 +144,13 @@ def truncate(data: bytes, level: int) -> bytes:
     return data[: f.section_offsets()[level]]
 
 
+def _place_transforms(m: LatentCodecModel, given, device: str | None) -> None:
+    """Put m's transforms on `device`. A model loaded here is cached and shared by later calls, so
+    without a device it goes back to the CPU; a model object the caller passed stays where it is."""
+    if device is not None or not isinstance(given, LatentCodecModel):
+        m.place_transforms(device)
+
+
 def model_for(header: Header, model=None) -> LatentCodecModel:
     """The model to decode a file with, refusing one whose weights differ from the encoder's.
 
@@ -166,12 +172,11 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
 
     Progressive files: `level` (default: all levels present), `mode` of the untransmitted slices
     (`ancestral` by default, `uniform`, `gaussian` or `mean`) and `seed` (default: the one stored in
-    the file). `device` ('cuda') runs the synthesis transform there.
+    the file). `device` ('cuda') runs the synthesis transform there (default as in `compress`).
     """
     f = parse(data)
     m = model_for(f.header, model)
-    if device is not None:
-        m.place_transforms(device)
+    _place_transforms(m, model, device)
     if m.progressive:
         seed = f.header.seed if seed is None else seed
         _check_seed(seed)

@@ -34,6 +34,26 @@ def test_unusable_devices_are_refused(tiny_sic, image, device, message):
     assert next(tiny_sic.g_a.parameters()).device.type == "cpu"
 
 
+def test_a_cached_model_goes_back_to_the_cpu_and_a_given_model_stays_put(tiny_sic, image, tmp_path, monkeypatch):
+    """A model loaded by name or file is shared by later calls: a call without a device must not inherit
+    an earlier call's device. A model object the caller passes is the caller's to place."""
+    from sicodec.models.base import LatentCodecModel
+    from sicodec.models.weights import save_weights
+
+    weights = tmp_path / "sic-test.safetensors"
+    save_weights(tiny_sic, weights, half=False)
+    placed = []
+    monkeypatch.setattr(LatentCodecModel, "place_transforms", lambda self, device: placed.append(device) or self)
+    data = sicodec.compress(image, model=weights)
+    sicodec.decompress(data, model=weights)
+    assert placed == [None, None]  # None: the CPU
+    sicodec.decompress(data, model=weights, device="cpu")
+    assert placed[-1] == "cpu"
+    placed.clear()
+    sicodec.decompress(sicodec.compress(image, model=tiny_sic), model=tiny_sic)
+    assert placed == []
+
+
 def test_cross_device_script_reports_identical_decodes_on_one_device(tiny_sic, image, tmp_path):
     """scripts/cross_device.py (run on a GPU machine with --device cuda), here CPU against CPU: every
     file decodes, in every fill mode, to the same pixels."""
