@@ -306,7 +306,7 @@ def cmd_train(a) -> None:
             raise SicodecError(f"--config must be a JSON object, not {a.config!r}") from None
     lmbda = a.lmbda if a.lmbda is not None else HYPERPRIOR_LAMBDAS[spec.quality - 1] if spec and spec.quality else 0.0
     loss_options = {k: v for k, v in (("samples", a.samples), ("alpha", a.alpha), ("warmup_steps", a.warmup_steps),
-                                      ("schedule", a.schedule), ("rate_tilt", a.rate_tilt),
+                                      ("schedule", a.schedule), ("rate_tilt", a.rate_tilt), ("fill", a.fill),
                                       ("lpips_weights", a.lpips_weights)) if v is not None}
     ckpt = train(arch, a.data, a.out, a.steps, lmbda, config=config, batch=a.batch, crop=a.crop, lr=a.lr,
                  checkpoint_every=a.checkpoint_every, log_every=a.log_every, bf16=a.bf16, seed=a.seed,
@@ -463,6 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--alpha", type=float, help="weight of the sampled level against the full transmission")
     g.add_argument("--warmup-steps", type=int, help="steps with the rate-balancing term")
     g.add_argument("--schedule", choices=("rolling", "random"), help="which level each step trains")
+    g.add_argument("--fill", choices=TRAINING_FILLS,
+                   help="how the untransmitted slices of the trained level are sampled (default uniform, the "
+                        "paper's; ancestral is the decoder's default); validation decodes in the same fill")
     g.add_argument("--rate-tilt", type=float,
                    help="multiply level 1's rate weight by this, falling geometrically to 1 at the top level")
     g.add_argument("--lpips-weights", help="LPIPS weights file or folder for the perceptual term")

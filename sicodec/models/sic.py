@@ -131,11 +131,27 @@ class SynonymousCodec(LatentCodecModel):
             return torch.round(mu_h + sigma_h * noise)
         raise SicodecError(f"unknown sampling mode {mode!r} (uniform or gaussian)")
 
+    def ancestral_fill(self, y_hat, mu_h, sigma_h, level: int, generator=None) -> torch.Tensor:
+        """Training's float version of the `ancestral` fill: slices level+1..L drawn one by one from the
+        Gaussians the slice networks predict from the slices before them, at ANCESTRAL_TEMPERATURE."""
+        slices = list(y_hat[:, :level * self.width].split(self.width, dim=1))
+        for k in range(level, self.slices):
+            out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
+            mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
+            noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean)
+            slices.append(torch.round(mean + ANCESTRAL_TEMPERATURE * scale * noise).detach())
+        return torch.cat(slices[level:], dim=1)
+
     def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None,
                          synthesis=None):
-        """Reconstruction from slices 1..level of y_hat, the rest sampled (`uniform` or `gaussian`)."""
+        """Reconstruction from slices 1..level of y_hat, the rest sampled (`uniform`, `gaussian` or, in
+        training, `ancestral`)."""
         c = level * self.width
-        y_mix = torch.cat([y_hat[:, :c], self.fill(mu_h[:, c:], sigma_h[:, c:], mode, generator).detach()], dim=1)
+        if mode == "ancestral":
+            rest = self.ancestral_fill(y_hat, mu_h, sigma_h, level, generator)
+        else:
+            rest = self.fill(mu_h[:, c:], sigma_h[:, c:], mode, generator).detach()
+        y_mix = torch.cat([y_hat[:, :c], rest], dim=1)
         return (synthesis or self.g_s)(y_mix), y_mix
 
     # --- coding -------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ Per step one level l is trained beside the full transmission:
     L_level(l) = lambda_r(l) * bpp(z, slices 1..l) + lambda_d(l) * mean_j MSE(x, x_hat_j)
                  + lambda_p(l) * mean_j LPIPS(x, x_hat_j)
 
-over M reconstructions x_hat_j whose untransmitted slices are sampled as round(mu_h + U(-2, 2)).
+over M reconstructions x_hat_j whose untransmitted slices are sampled as round(mu_h + U(-2, 2)) (the
+paper's; `fill` may instead be "gaussian" or "ancestral", the decoder's default fill).
 D_syn and D_sam re-encode each reconstruction with g_a and compare it with the transmitted and with
 the sampled latents. A warm-up term spreads the rate evenly over the slices.
 """
@@ -20,6 +21,9 @@ import torch.nn.functional as F
 
 from ..errors import SicodecError
 from .loss import bits, mse_from_psnr
+
+
+TRAINING_FILLS = ("uniform", "gaussian", "ancestral")  # "uniform" is the paper's
 
 
 @dataclass(frozen=True)
@@ -44,15 +48,17 @@ class SVILoss:
     """
 
     def __init__(self, levels: int, lpips=None, samples: int = 1, alpha: float = 0.5, weights=paper_weights,
-                 schedule: str = "rolling", warmup_steps: int = 0, rate_tilt: float = 1.0,
+                 schedule: str = "rolling", warmup_steps: int = 0, rate_tilt: float = 1.0, fill: str = "uniform",
                  generator: torch.Generator | None = None):
         if schedule not in ("rolling", "random"):
             raise ValueError(f"unknown level schedule {schedule!r}")
+        if fill not in TRAINING_FILLS:
+            raise SicodecError(f"unknown training fill {fill!r} (choose from {', '.join(TRAINING_FILLS)})")
         if not rate_tilt > 0:
             raise SicodecError(f"the rate tilt must be a positive number, not {rate_tilt!r}")
         self.levels, self.lpips, self.samples, self.alpha = levels, lpips, samples, alpha
         self.weights, self.schedule, self.warmup_steps, self.generator = weights, schedule, warmup_steps, generator
-        self.rate_tilt = rate_tilt
+        self.rate_tilt, self.fill = rate_tilt, fill
 
     def level_weights(self, level: int) -> LevelWeights:
         """`weights` with the rate weight multiplied by rate_tilt at level 1, falling geometrically to 1 at
@@ -99,7 +105,7 @@ class SVILoss:
         full = self._term(self.level_weights(self.levels), z_bpp + slice_bits.sum(), x, [out["x_hat"]])
         recons, mixes = [], []
         for _ in range(self.samples):
-            x_hat, y_mix = model.synthesize_level(out["y_hat"], out["mu_h"], out["sigma_h"], level, "uniform", self.generator)
+            x_hat, y_mix = model.synthesize_level(out["y_hat"], out["mu_h"], out["sigma_h"], level, self.fill, self.generator)
             recons.append(x_hat)
             mixes.append(y_mix)
         level_bpp = z_bpp + slice_bits[:level].sum()

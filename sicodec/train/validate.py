@@ -35,8 +35,9 @@ class Validator:
                                "sicodec eval")
         check_metric_weights(self.keys)
 
-    def measure(self, model) -> dict:
-        """Averages over images (and levels) of real bpp, estimated bpp and the metrics, on a CPU copy."""
+    def measure(self, model, mode: str = "uniform") -> list[dict]:
+        """Rows per image (and level) of real bpp, estimated bpp and the metrics, on a CPU copy; the
+        untransmitted slices of a progressive model filled in `mode`."""
         coder = build_model(model.arch, **model.config)
         coder.load_state_dict({k: v.detach().float().cpu() for k, v in model.state_dict().items()})
         coder.name = model.name
@@ -45,13 +46,14 @@ class Validator:
         rows = []
         with tempfile.TemporaryDirectory(prefix="sicodec-val-") as tmp, torch.no_grad():
             for path in self.files:
-                rows += evaluate_image(coder, path, levels, "uniform", 1, self.keys, Path(tmp))
+                rows += evaluate_image(coder, path, levels, mode, 1, self.keys, Path(tmp))
         return rows
 
     def run(self, model, loss_fn, step: int, out_dir: Path, board=None) -> float:
-        """Measure, append a row to OUT/validation.csv (and TensorBoard); return the validation objective."""
+        """Measure (in the fill the loss trains with), append a row to OUT/validation.csv (and TensorBoard);
+        return the validation objective."""
         t = time.perf_counter()
-        rows = self.measure(model)
+        rows = self.measure(model, getattr(loss_fn, "fill", "uniform"))
         score = float(loss_fn.validation_score(rows))
         columns = ["bpp", "estimated_bpp", *self.keys]
         means = {c: float(np.mean([r[c] for r in rows])) for c in columns}

@@ -119,3 +119,42 @@ def test_training_loop_runs_sic_with_the_svi_objective(tmp_path, lpips):
     state = torch.load(ckpt, weights_only=False)
     assert state["step"] == 2
     assert state["recipe"]["loss_options"] == {"warmup_steps": 1, "rate_tilt": 2.0}
+
+
+def test_training_ancestral_fill_agrees_with_the_decoders():
+    """The float fill the SVI loss can train with is the decoder's `ancestral` fill: the same draws from
+    the same seed, around means and scales that differ only by the decoder's fixed-point rounding."""
+    model = make_tiny_sic(seed=4)
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 64, 128)
+    level = 1
+    with torch.no_grad():
+        out = model(x)
+        trained = model.ancestral_fill(out["y_hat"], out["mu_h"], out["sigma_h"], level, torch.Generator().manual_seed(9))
+        y = model.g_a(x)
+        y_int = torch.round(y)
+        mu_e, sigma_e = model._exact_hyper(torch.round(model.h_a(y)))
+        decoded = list(y_int.split(model.width, dim=1))[:level]
+        gen = torch.Generator().manual_seed(9)
+        for k in range(level, model.slices):
+            decoded.append(model._predict_slice(k, mu_e, sigma_e, decoded, gen).float())
+        exact = torch.cat(decoded[level:], dim=1)
+    assert trained.shape == exact.shape and torch.equal(trained, torch.round(trained))
+    assert (trained == exact).float().mean() > 0.99
+    assert trained.std() > 0  # a sample, not a constant
+
+
+def test_svi_loss_trains_with_the_fill_it_is_given():
+    model = make_tiny_sic(seed=5)
+    x = torch.rand(1, 3, 64, 64)
+    level = SVILoss(4).level_for(3)
+    got = SVILoss(4, fill="ancestral", generator=torch.Generator().manual_seed(3))(model, x, step=3)
+    with torch.no_grad():
+        out = model(x)
+        rest = model.ancestral_fill(out["y_hat"], out["mu_h"], out["sigma_h"], level, torch.Generator().manual_seed(3))
+        recon = model.g_s(torch.cat([out["y_hat"][:, :level * model.width], rest], dim=1))
+    w = paper_weights(level, 4)
+    bpp = float(got["bpp"].detach())
+    assert float(got["L_level"].detach()) == pytest.approx(w.rate * bpp + w.distortion * float(F.mse_loss(recon, x)), rel=1e-5)
+    with pytest.raises(SicodecError, match="unknown training fill"):
+        SVILoss(4, fill="mean")

@@ -78,3 +78,16 @@ def test_svi_validation_score_weights_each_level():
 def test_data_set_metrics_are_refused_for_validation(folders):
     with pytest.raises(sicodec.errors.SicodecError, match="FID and KID are data-set metrics"):
         validate.Validator(str(folders[1]), metrics=("psnr", "fid"))
+
+
+def test_validation_decodes_in_the_fill_the_loss_trains_with(make_images, monkeypatch, tmp_path):
+    from conftest import make_tiny_sic
+    from sicodec.train.svi import SVILoss
+
+    seen = []
+    real = validate.evaluate_image
+    monkeypatch.setattr(validate, "evaluate_image", lambda *a: seen.append(a[3]) or real(*a))
+    validator = validate.Validator(str(make_images("val", 1, 64, 64)), metrics=("psnr",))
+    for fill in ("ancestral", "uniform"):
+        validator.run(make_tiny_sic(), SVILoss(4, fill=fill), 1, tmp_path)
+    assert seen == ["ancestral", "uniform"]
