@@ -140,7 +140,7 @@ class SynonymousCodec(LatentCodecModel):
             mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
             noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean)
             slices.append(torch.round(mean + ANCESTRAL_TEMPERATURE * scale * noise).detach())
-        return torch.cat(slices[level:], dim=1)
+        return torch.cat(slices[level:], dim=1) if level < self.slices else y_hat[:, :0]
 
     def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None,
                          synthesis=None):

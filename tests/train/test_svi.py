@@ -156,5 +156,7 @@ def test_svi_loss_trains_with_the_fill_it_is_given():
     w = paper_weights(level, 4)
     bpp = float(got["bpp"].detach())
     assert float(got["L_level"].detach()) == pytest.approx(w.rate * bpp + w.distortion * float(F.mse_loss(recon, x)), rel=1e-5)
+    top = SVILoss(4, fill="ancestral")(model, x, step=0)  # the top level: nothing to fill
+    assert top["level"] == 4 and float(top["D_sam"]) == 0 and torch.isfinite(top["loss"])
     with pytest.raises(SicodecError, match="unknown training fill"):
         SVILoss(4, fill="mean")
