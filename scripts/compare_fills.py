@@ -6,7 +6,8 @@
 Fills compared (float path, rounded latents; the decoder's `mean` and `ancestral` are the exact
 versions of `predicted` and `ancestral-0.5`): hyper-mean (mu_h), predicted (each missing slice's
 predicted mean, in a chain), uniform (round(mu_h + U(-2, 2)), the paper's sampler) and ancestral-t
-(round(mean + t * scale * N), slice by slice, for each temperature t). Sampled fills use seed 0.
+(round(mean + t * scale * N), slice by slice, for each temperature t). Sampled fills use seed 0
+(float64 draws, as the decoder makes them).
 N images are taken evenly spaced from the sorted folder; their sides must be multiples of 64.
 """
 
@@ -31,15 +32,9 @@ def fill(model, slices, mu_h, sigma_h, level, how, generator):
         return torch.cat(slices[:level] + [mu_h[:, c:]], dim=1)
     if how == "uniform":
         return torch.cat(slices[:level] + [model.fill(mu_h[:, c:], sigma_h[:, c:], "uniform", generator)], dim=1)
-    out = list(slices[:level])
-    for k in range(level, model.slices):
-        params = model.slice_params[k](model._slice_input(k, mu_h, sigma_h, out))
-        mean, scale = model._slice_gaussian(k, params, mu_h, sigma_h)
-        if how != "predicted":
-            t = float(how.removeprefix("ancestral-"))
-            mean = torch.round(mean + t * scale * torch.randn(mean.shape, generator=generator))
-        out.append(mean)
-    return torch.cat(out, dim=1)
+    t = None if how == "predicted" else float(how.removeprefix("ancestral-"))
+    y_hat = torch.cat(slices[:level], dim=1)
+    return torch.cat([y_hat, model.ancestral_fill(y_hat, mu_h, sigma_h, level, generator, temperature=t)], dim=1)
 
 
 def main():

@@ -131,15 +131,19 @@ class SynonymousCodec(LatentCodecModel):
             return torch.round(mu_h + sigma_h * noise)
         raise SicodecError(f"unknown sampling mode {mode!r} (uniform or gaussian)")
 
-    def ancestral_fill(self, y_hat, mu_h, sigma_h, level: int, generator=None) -> torch.Tensor:
-        """Training's float version of the `ancestral` fill: slices level+1..L drawn one by one from the
-        Gaussians the slice networks predict from the slices before them, at ANCESTRAL_TEMPERATURE."""
+    def ancestral_fill(self, y_hat, mu_h, sigma_h, level: int, generator=None,
+                       temperature: float | None = ANCESTRAL_TEMPERATURE) -> torch.Tensor:
+        """The float version of the `ancestral` fill (training, scripts/compare_fills.py): slices
+        level+1..L drawn one by one from the Gaussians the slice networks predict from the slices
+        before them, at `temperature`; None gives the predicted means themselves (`mean`'s float version)."""
         slices = list(y_hat[:, :level * self.width].split(self.width, dim=1))
         for k in range(level, self.slices):
             out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
             mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
-            noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean)
-            slices.append(torch.round(mean + ANCESTRAL_TEMPERATURE * scale * noise).detach())
+            if temperature is not None:
+                noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean)
+                mean = torch.round(mean + temperature * scale * noise)
+            slices.append(mean.detach())
         return torch.cat(slices[level:], dim=1) if level < self.slices else y_hat[:, :0]
 
     def synthesize_level(self, y_hat, mu_h, sigma_h, level: int, mode: str = "uniform", generator=None,

@@ -143,6 +143,14 @@ def test_training_ancestral_fill_agrees_with_the_decoders():
     assert (trained == exact).float().mean() > 0.99
     assert trained.std() > 0  # a sample, not a constant
 
+    with torch.no_grad():  # temperature None: the predicted means, the float version of `mean`
+        means = model.ancestral_fill(out["y_hat"], out["mu_h"], out["sigma_h"], level, temperature=None)
+        decoded = decoded[:level]
+        for k in range(level, model.slices):
+            decoded.append(model._predict_slice(k, mu_e, sigma_e, decoded).float())
+    assert torch.allclose(means, torch.cat(decoded[level:], dim=1), atol=1e-2)
+    assert not torch.equal(means, torch.round(means))
+
 
 def test_svi_loss_trains_with_the_fill_it_is_given():
     model = make_tiny_sic(seed=5)
