@@ -103,6 +103,41 @@ class SynonymousCodec(LatentCodecModel):
         d_mu, d_sigma = out.chunk(2, dim=1)
         return mu_h[:, k * S:(k + 1) * S] + d_mu, lower_bound(sigma_h[:, k * S:(k + 1) * S] + d_sigma, 0.0)
 
+    @torch.no_grad()
+    def split_slices(self, factor: int) -> SynonymousCodec:
+        """A copy with every slice split into `factor` narrower ones (factor times as many levels), its
+        slice networks started from this model's: a warm start for training a finer ladder of levels.
+
+        Part p of old slice k keeps old network k's weights for its own channels' hyper inputs, for the
+        slices before k and for its own outputs; the inputs it gains (parts 1..p-1 of slice k) start at zero.
+        It loses old network k's inputs from the hyper values of the other parts, so its predictions
+        match the old ones exactly only where those weights are zero.
+        """
+        if factor < 1 or self.width % factor:
+            raise SicodecError(f"slices of {self.width} channels do not split into {factor} parts")
+        new = type(self)(**{**self.config, "slices": self.slices * factor})
+        own = {k: v for k, v in self.state_dict().items() if not k.startswith("slice_params.")}
+        new.load_state_dict(own, strict=False)
+        S, s = self.width, self.width // factor
+        for k, old in enumerate(self.slice_params):
+            first_old, last_old = old[0], old[-1]
+            for p in range(factor):
+                net = new.slice_params[k * factor + p]
+                for i in range(1, len(old) - 1):  # the hidden layers are copied as they are
+                    net[i].load_state_dict(old[i].state_dict())
+                mine = torch.arange(p * s, (p + 1) * s)
+                w = torch.zeros_like(net[0].weight)
+                w[:, :s] = first_old.weight[:, mine]  # mu_h of this part
+                w[:, s:2 * s] = first_old.weight[:, S + mine]  # sigma_h of this part
+                w[:, 2 * s:2 * s + k * S] = first_old.weight[:, 2 * S:]  # whole slices before k
+                net[0].weight.copy_(w)
+                net[0].bias.copy_(first_old.bias)
+                rows = torch.cat([mine, S + mine])  # this part's mean and scale residuals
+                net[-1].weight.copy_(last_old.weight[rows])
+                net[-1].bias.copy_(last_old.bias[rows])
+        new.name, new.status, new.trained_steps = self.name, self.status, self.trained_steps
+        return new.train(self.training)
+
     # --- training ---------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> dict:
         """All slices transmitted: y, its rounded version, per-slice likelihoods, mu_h and sigma_h."""

@@ -205,3 +205,30 @@ def test_filled_levels_decode_the_same_with_one_or_two_threads_in_other_processe
         r = subprocess.run([sys.executable, "-c", _DECODE_LEVEL_1, str(threads), tests, str(path)],
                            capture_output=True, text=True, check=True)
         assert r.stdout.split() == local, threads
+
+
+def test_split_slices_keeps_the_model_where_the_dropped_hyper_inputs_are_unused():
+    """Each slice split in two: the transforms are copied, and where the old slice networks take nothing
+    from the hyper values directly (only through the residual), every latent channel keeps its likelihood."""
+    from tests.conftest import make_tiny_sic
+
+    old = make_tiny_sic(seed=3)
+    with torch.no_grad():
+        for net in old.slice_params:  # the inputs a split drops: each part loses the other part's hyper values
+            net[0].weight[:, :2 * old.width] = 0
+    new = old.split_slices(2)
+    assert new.config["slices"] == 2 * old.slices and new.width == old.width // 2
+    for part in ("g_a", "g_s", "h_a", "h_s", "entropy_z"):
+        a, b = getattr(old, part).state_dict(), getattr(new, part).state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        lik_old, lik_new = (torch.cat([m(x)["likelihoods"][f"y{k + 1}"] for k in range(m.slices)], dim=1)
+                            for m in (old, new))
+    assert lik_old.shape == lik_new.shape and lik_old.std() > 0.01
+    torch.testing.assert_close(lik_new, lik_old, rtol=1e-5, atol=1e-6)
+
+
+def test_split_slices_refuses_a_width_that_does_not_divide(tiny_sic):
+    with pytest.raises(SicodecError, match="do not split into 3 parts"):
+        tiny_sic.split_slices(3)
