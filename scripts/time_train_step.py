@@ -1,6 +1,6 @@
 """Seconds per training step of a model configuration on this machine (used to size the defaults).
 
-    python scripts/time_train_step.py sic '{"M": 256, "slices": 8}' --batch 8 --crop 128 [--bf16] [--no-lpips]
+    python scripts/time_train_step.py sic '{"M": 256, "slices": 16}' --batch 8 --crop 128 [--bf16] [--no-lpips]
 """
 
 import argparse

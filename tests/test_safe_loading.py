@@ -42,7 +42,8 @@ def _lying_file(tmp_path, model, tensors=None, **meta):
 
 @pytest.mark.parametrize("meta, match", [
     ({"sicodec.arch": "jpeg"}, "unknown architecture 'jpeg'"),
-    ({"sicodec.arch": "sic"}, "does not match the weights"),  # hyperprior tensors, SIC metadata
+    ({"sicodec.arch": "sic", "sicodec.config": json.dumps({"N": 16, "M": 24, "slices": 8})},
+     "does not match the weights"),  # hyperprior tensors, SIC metadata
     ({"sicodec.config": json.dumps({"N": 16, "M": 32})}, "does not match the weights"),
     ({"sicodec.config": json.dumps({"N": 16, "M": 24, "K": 3})}, "invalid configuration"),
     ({"sicodec.config": json.dumps({"N": -16, "M": 24})}, "does not match the weights"),

@@ -57,7 +57,7 @@ def _specs() -> list[ModelSpec]:
             description=f"Scale hyperprior (Ballé 2018), MSE, lambda {lmbda}", quality=q,
         ))
     specs.append(ModelSpec(name="sic", arch="sic", weights="sic.safetensors",
-                           description="Synonymous Image Compression, CPU-sized default (conv transforms, 8 levels)"))
+                           description="Synonymous Image Compression, CPU-sized default (conv transforms, 16 levels)"))
     specs.append(ModelSpec(name="sic-paper", arch="sic", config=SIC_PAPER_CONFIG, weights="sic-paper.safetensors",
                            description="Synonymous Image Compression, the paper's Swin configuration (16 levels)"))
     return specs

@@ -50,7 +50,7 @@ class SynonymousCodec(LatentCodecModel):
     progressive = True
     stride = 64
 
-    def __init__(self, M: int = 256, slices: int = 8, N: int = 128, hyper: int = 128, transform: str = "conv",
+    def __init__(self, M: int = 256, slices: int = 16, N: int = 128, hyper: int = 128, transform: str = "conv",
                  swin: dict | None = None, param_hidden: int = 128):
         super().__init__()
         if M % slices:
