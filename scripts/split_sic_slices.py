@@ -23,10 +23,10 @@ def main(argv=None):
         if model.arch != "sic":
             raise SicodecError(f"{a.weights}: a {model.arch} model, not sic")
         split = model.split_slices(a.factor)
-    except SicodecError as e:
+        save_weights(split, a.out, half=False, trained_steps=int(meta.get("sicodec.trained_steps", 0)),
+                     status=meta.get("sicodec.status"))
+    except (SicodecError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
-    save_weights(split, a.out, half=False, trained_steps=int(meta.get("sicodec.trained_steps", 0)),
-                 status=meta.get("sicodec.status"))
     print(f"{a.out}: {split.slices} slices of {split.width} channels")
 
 

@@ -109,7 +109,7 @@ class SynonymousCodec(LatentCodecModel):
         slice networks started from this model's: a warm start for training a finer ladder of levels.
 
         Part p of old slice k keeps old network k's weights for its own channels' hyper inputs, for the
-        slices before k and for its own outputs; the inputs it gains (parts 1..p-1 of slice k) start at zero.
+        slices before k and for its own outputs; the inputs it gains (the parts of slice k before it) start at zero.
         It loses old network k's inputs from the hyper values of the other parts, so its predictions
         match the old ones exactly only where those weights are zero.
         """
