@@ -27,7 +27,7 @@ from sicodec.metrics.lpips import LPIPS
 
 def fill(model, slices, mu_h, sigma_h, level, how, generator):
     """All latent slices: the transmitted ones (slices[:level]) and the rest filled `how`."""
-    c = level * model.width
+    c = model.offsets[level]
     if how == "hyper-mean":
         return torch.cat(slices[:level] + [mu_h[:, c:]], dim=1)
     if how == "uniform":
@@ -61,7 +61,7 @@ def main():
                 raise SystemExit(f"{path.name}: sides must be multiples of {model.stride}")
             y = model.g_a(x)
             mu_h, sigma_h = model._split_hyper(model.h_s(torch.round(model.h_a(y))))
-            slices = list(torch.round(y).split(model.width, dim=1))
+            slices = list(torch.round(y).split(model.widths, dim=1))
             for i, level in enumerate(levels):
                 for how in fills:
                     y_fill = fill(model, slices, mu_h, sigma_h, level, how, torch.Generator().manual_seed(0))

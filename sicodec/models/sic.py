@@ -15,6 +15,8 @@ same seeded generator.
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 from torch import nn
 
@@ -39,6 +41,20 @@ def conv_transforms(N: int, M: int) -> tuple[nn.Module, nn.Module]:
     return g_a, g_s
 
 
+def slice_widths(M: int, slices: int | list[int]) -> list[int]:
+    """Channels per slice: `slices` equal slices of M, or the widths themselves (narrow first slices give
+    cheap low levels, as in ELIC's uneven channel groups)."""
+    if isinstance(slices, bool) or not isinstance(slices, (int, list)):
+        raise SicodecError(f"slices must be a count or a list of widths, not {slices!r}")
+    if isinstance(slices, int):
+        if slices < 1 or M % slices:
+            raise SicodecError(f"M={M} latent channels do not split into {slices} equal slices")
+        return [M // slices] * slices
+    if not slices or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in slices) or sum(slices) != M:
+        raise SicodecError(f"slice widths {slices} must be positive whole numbers that add up to M={M}")
+    return list(slices)
+
+
 def _straight_through_round(y: torch.Tensor) -> torch.Tensor:
     return y + (torch.round(y) - y).detach()
 
@@ -50,14 +66,15 @@ class SynonymousCodec(LatentCodecModel):
     progressive = True
     stride = 64
 
-    def __init__(self, M: int = 256, slices: int = 16, N: int = 128, hyper: int = 128, transform: str = "conv",
-                 swin: dict | None = None, param_hidden: int = 128):
+    def __init__(self, M: int = 256, slices: int | list[int] = 16, N: int = 128, hyper: int = 128,
+                 transform: str = "conv", swin: dict | None = None, param_hidden: int = 128):
         super().__init__()
-        if M % slices:
-            raise SicodecError(f"M={M} latent channels do not split into {slices} equal slices")
-        self.config = {"M": M, "slices": slices, "N": N, "hyper": hyper, "transform": transform,
-                       "swin": swin, "param_hidden": param_hidden}
-        self.slices, self.width = slices, M // slices
+        self.widths = slice_widths(M, slices)
+        self.slices = len(self.widths)
+        self.offsets = [sum(self.widths[:k]) for k in range(self.slices + 1)]  # offsets[l]: channels of levels 1..l
+        equal = len(set(self.widths)) == 1
+        self.config = {"M": M, "slices": self.slices if equal else self.widths, "N": N, "hyper": hyper,
+                       "transform": transform, "swin": swin, "param_hidden": param_hidden}
         if transform == "conv":
             self.g_a, self.g_s = conv_transforms(N, M)
         elif transform == "swin":
@@ -68,12 +85,11 @@ class SynonymousCodec(LatentCodecModel):
             raise SicodecError(f"unknown transform {transform!r} (conv or swin)")
         self.h_a = nn.Sequential(conv(M, hyper, 3, 1), nn.LeakyReLU(0.01), conv(hyper, hyper), nn.LeakyReLU(0.01), conv(hyper, hyper))
         self.h_s = nn.Sequential(deconv(hyper, hyper), nn.ReLU(), deconv(hyper, hyper), nn.ReLU(), conv(hyper, 2 * M, 3, 1))
-        S = self.width
         self.slice_params = nn.ModuleList(
-            nn.Sequential(conv(2 * S + k * S, param_hidden, 3, 1), nn.LeakyReLU(0.01),
+            nn.Sequential(conv(2 * S + self.offsets[k], param_hidden, 3, 1), nn.LeakyReLU(0.01),
                           conv(param_hidden, param_hidden // 2, 3, 1), nn.LeakyReLU(0.01),
                           conv(param_hidden // 2, 2 * S, 3, 1))
-            for k in range(slices))
+            for k, S in enumerate(self.widths))
         self.entropy_z = FactorizedDensity(hyper)
         self.gaussian = GaussianConditional()
         self._exact = Derived(lambda: (ExactSequential(self.h_s), [ExactSequential(p) for p in self.slice_params]))
@@ -93,48 +109,50 @@ class SynonymousCodec(LatentCodecModel):
         mu, sigma = hyper.chunk(2, dim=1)
         return mu, lower_bound(sigma, 0.0)
 
+    def _channels(self, k: int) -> slice:
+        return slice(self.offsets[k], self.offsets[k + 1])
+
     def _slice_input(self, k: int, mu_h, sigma_h, previous: list[torch.Tensor]) -> torch.Tensor:
-        S = self.width
-        return torch.cat([mu_h[:, k * S:(k + 1) * S], sigma_h[:, k * S:(k + 1) * S], *previous[:k]], dim=1)
+        own = self._channels(k)
+        return torch.cat([mu_h[:, own], sigma_h[:, own], *previous[:k]], dim=1)
 
     def _slice_gaussian(self, k: int, out: torch.Tensor, mu_h, sigma_h):
         """Slice k's mean and scale: the hyper values plus the slice network's residual."""
-        S = self.width
+        own = self._channels(k)
         d_mu, d_sigma = out.chunk(2, dim=1)
-        return mu_h[:, k * S:(k + 1) * S] + d_mu, lower_bound(sigma_h[:, k * S:(k + 1) * S] + d_sigma, 0.0)
+        return mu_h[:, own] + d_mu, lower_bound(sigma_h[:, own] + d_sigma, 0.0)
 
     @torch.no_grad()
-    def split_slices(self, factor: int) -> SynonymousCodec:
-        """A copy with every slice split into `factor` narrower ones (factor times as many levels), its
-        slice networks started from this model's: a warm start for training a finer ladder of levels.
+    def split_slices(self, widths: list[int]) -> SynonymousCodec:
+        """A copy whose slices have the given widths, each inside one of this model's slices (more levels),
+        its slice networks started from this model's: a warm start for training a finer ladder of levels.
 
-        Part p of old slice k keeps old network k's weights for its own channels' hyper inputs, for the
-        slices before k and for its own outputs; the inputs it gains (the parts of slice k before it) start at zero.
-        It loses old network k's inputs from the hyper values of the other parts, so its predictions
-        match the old ones exactly only where those weights are zero.
+        New slice j inside old slice k keeps old network k's weights for its own channels' hyper inputs,
+        for the slices before k and for its own outputs; the inputs it gains (the channels of slice k before
+        it) start at zero. It loses old network k's inputs from the hyper values of the rest of slice k, so
+        its predictions match the old ones exactly only where those weights are zero.
         """
-        if factor < 1 or self.width % factor:
-            raise SicodecError(f"slices of {self.width} channels do not split into {factor} parts")
-        new = type(self)(**{**self.config, "slices": self.slices * factor})
+        new = type(self)(**{**self.config, "slices": list(widths)})
+        if not set(self.offsets) <= set(new.offsets):
+            raise SicodecError(f"slice widths {list(widths)} do not split the model's slices {self.widths}")
         own = {k: v for k, v in self.state_dict().items() if not k.startswith("slice_params.")}
         new.load_state_dict(own, strict=False)
-        S, s = self.width, self.width // factor
-        for k, old in enumerate(self.slice_params):
-            first_old, last_old = old[0], old[-1]
-            for p in range(factor):
-                net = new.slice_params[k * factor + p]
-                for i in range(1, len(old) - 1):  # the hidden layers are copied as they are
-                    net[i].load_state_dict(old[i].state_dict())
-                mine = torch.arange(p * s, (p + 1) * s)
-                w = torch.zeros_like(net[0].weight)
-                w[:, :s] = first_old.weight[:, mine]  # mu_h of this part
-                w[:, s:2 * s] = first_old.weight[:, S + mine]  # sigma_h of this part
-                w[:, 2 * s:2 * s + k * S] = first_old.weight[:, 2 * S:]  # whole slices before k
-                net[0].weight.copy_(w)
-                net[0].bias.copy_(first_old.bias)
-                rows = torch.cat([mine, S + mine])  # this part's mean and scale residuals
-                net[-1].weight.copy_(last_old.weight[rows])
-                net[-1].bias.copy_(last_old.bias[rows])
+        for j, net in enumerate(new.slice_params):
+            k = bisect.bisect_right(self.offsets, new.offsets[j]) - 1  # the old slice it lies in
+            old, S, base = self.slice_params[k], self.widths[k], self.offsets[k]
+            mine = torch.arange(new.offsets[j], new.offsets[j + 1]) - base
+            s = len(mine)
+            for i in range(1, len(old) - 1):  # the hidden layers are copied as they are
+                net[i].load_state_dict(old[i].state_dict())
+            w = torch.zeros_like(net[0].weight)
+            w[:, :s] = old[0].weight[:, mine]  # mu_h of these channels
+            w[:, s:2 * s] = old[0].weight[:, S + mine]  # sigma_h of these channels
+            w[:, 2 * s:2 * s + base] = old[0].weight[:, 2 * S:]  # whole slices before k
+            net[0].weight.copy_(w)
+            net[0].bias.copy_(old[0].bias)
+            rows = torch.cat([mine, S + mine])  # these channels' mean and scale residuals
+            net[-1].weight.copy_(old[-1].weight[rows])
+            net[-1].bias.copy_(old[-1].bias[rows])
         new.name, new.status, new.trained_steps = self.name, self.status, self.trained_steps
         return new.train(self.training)
 
@@ -145,13 +163,12 @@ class SynonymousCodec(LatentCodecModel):
         z_hat, z_lik = self.entropy_z(self.h_a(y).float())
         mu_h, sigma_h = self._split_hyper(self.h_s(z_hat).float())
         y_round = _straight_through_round(y)
-        S = self.width
-        slices = list(y_round.split(S, dim=1))
+        slices = list(y_round.split(self.widths, dim=1))
         liks = []
         for k in range(self.slices):
             out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
             mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
-            liks.append(self.gaussian(y[:, k * S:(k + 1) * S], scale, mean)[1])
+            liks.append(self.gaussian(y[:, self._channels(k)], scale, mean)[1])
         return {"y": y, "y_hat": y_round, "mu_h": mu_h, "sigma_h": sigma_h,
                 "likelihoods": {"z": z_lik, **{f"y{k + 1}": lik for k, lik in enumerate(liks)}},
                 "x_hat": self.g_s(y_round)}
@@ -171,7 +188,7 @@ class SynonymousCodec(LatentCodecModel):
         """The float version of the `ancestral` fill (training, scripts/compare_fills.py): slices
         level+1..L drawn one by one from the Gaussians the slice networks predict from the slices
         before them, at `temperature`; None gives the predicted means themselves (`mean`'s float version)."""
-        slices = list(y_hat[:, :level * self.width].split(self.width, dim=1))
+        slices = list(y_hat[:, :self.offsets[level]].split(self.widths[:level], dim=1))
         for k in range(level, self.slices):
             out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
             mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
@@ -185,7 +202,7 @@ class SynonymousCodec(LatentCodecModel):
                          synthesis=None):
         """Reconstruction from slices 1..level of y_hat, the rest sampled (`uniform`, `gaussian` or, in
         training, `ancestral`)."""
-        c = level * self.width
+        c = self.offsets[level]
         if mode == "ancestral":
             rest = self.ancestral_fill(y_hat, mu_h, sigma_h, level, generator)
         else:
@@ -229,7 +246,7 @@ class SynonymousCodec(LatentCodecModel):
         y_int = self.round_latent(y)
         sections = [self.entropy_z.compress(z_int)]
         mu_h, sigma_h = self._exact_hyper(z_int)
-        previous = list(y_int.split(self.width, dim=1))
+        previous = list(y_int.split(self.widths, dim=1))
         for k in range(self.slices):
             sections.append(self.gaussian.compress(previous[k], *self._exact_slice(k, mu_h, sigma_h, previous)))
         return sections
@@ -251,14 +268,14 @@ class SynonymousCodec(LatentCodecModel):
         decoded = []
         for k in range(level):
             idx, offset = self._exact_slice(k, mu_h, sigma_h, decoded)
-            decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.width, 4 * h, 4 * w), idx, offset))
+            decoded.append(self.gaussian.decompress(sections[k + 1], (1, self.widths[k], 4 * h, 4 * w), idx, offset))
         generator = torch.Generator().manual_seed(int(seed))
         if mode in ("mean", "ancestral"):
             sampler = generator if mode == "ancestral" else None
             for k in range(level, self.slices):
                 decoded.append(self._predict_slice(k, mu_h, sigma_h, decoded, sampler))
             return self.synthesis(torch.cat(decoded, dim=1).to(torch.float32))
-        y_hat = torch.cat(decoded + [torch.zeros(1, (self.slices - level) * self.width, 4 * h, 4 * w)], dim=1)
+        y_hat = torch.cat(decoded + [torch.zeros(1, self.offsets[-1] - self.offsets[level], 4 * h, 4 * w)], dim=1)
         x_hat, _ = self.synthesize_level(y_hat, from_fixed(mu_h).float(), from_fixed(sigma_h).float(), level, mode,
                                          generator, synthesis=self.synthesis)
         return x_hat

@@ -100,7 +100,7 @@ class SVILoss:
         slice_bits = torch.stack([bits({"s": lik[f"y{k + 1}"]}) for k in range(self.levels)]) / pixels
         z_bpp = bits({"z": lik["z"]}) / pixels
         level = self.level_for(step)
-        c = level * model.width
+        c = model.offsets[level]
 
         full = self._term(self.level_weights(self.levels), z_bpp + slice_bits.sum(), x, [out["x_hat"]])
         recons, mixes = [], []

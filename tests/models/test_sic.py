@@ -122,7 +122,7 @@ def test_paper_configuration_builds_trains_a_step_and_round_trips():
 
     torch.manual_seed(0)
     m = build_model("sic", **SIC_PAPER_CONFIG)
-    assert m.slices == 16 and m.width == 32
+    assert m.slices == 16 and m.widths == [32] * 16
     x = torch.rand(1, 3, 64, 64)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
     out = m.train()(x)
@@ -146,7 +146,7 @@ def test_mean_fill_predicts_each_missing_slice_from_the_ones_before_it(tiny_sic,
     monkeypatch.setattr(tiny_sic, "synthesis", lambda y: seen.append(y) or y)
     tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="mean")
     (y,) = seen
-    S = tiny_sic.width
+    S = tiny_sic.widths[0]
     with torch.no_grad():
         y_true = tiny_sic.g_a(x)
         mu_h, sigma_h = tiny_sic._split_hyper(tiny_sic.h_s(torch.round(tiny_sic.h_a(y_true))))
@@ -171,7 +171,7 @@ def test_ancestral_fill_samples_each_missing_slice_from_its_predicted_gaussian(t
     monkeypatch.setattr(tiny_sic, "synthesis", lambda y: seen.append(y) or y)
     tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="ancestral", seed=5)
     tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="mean")
-    sampled, means = (list(y.split(tiny_sic.width, dim=1)) for y in seen)
+    sampled, means = (list(y.split(tiny_sic.widths, dim=1)) for y in seen)
     with torch.no_grad():
         mu_h, sigma_h = tiny_sic._exact_hyper(torch.round(tiny_sic.h_a(tiny_sic.g_a(x))))
     generator = torch.Generator().manual_seed(5)
@@ -207,17 +207,20 @@ def test_filled_levels_decode_the_same_with_one_or_two_threads_in_other_processe
         assert r.stdout.split() == local, threads
 
 
-def test_split_slices_keeps_the_model_where_the_dropped_hyper_inputs_are_unused():
-    """Each slice split in two: the transforms are copied, and where the old slice networks take nothing
-    from the hyper values directly (only through the residual), every latent channel keeps its likelihood."""
+@pytest.mark.parametrize("widths", [[4] * 8, [2, 6, 8, 8, 4, 4]])
+def test_split_slices_keeps_the_model_where_the_dropped_hyper_inputs_are_unused(widths):
+    """Slices split (evenly, or only some and unevenly): the transforms are copied, and where the old slice
+    networks take nothing from the hyper values directly (only through the residual), every latent
+    channel keeps its likelihood."""
     from tests.conftest import make_tiny_sic
 
     old = make_tiny_sic(seed=3)
     with torch.no_grad():
-        for net in old.slice_params:  # the inputs a split drops: each part loses the other part's hyper values
-            net[0].weight[:, :2 * old.width] = 0
-    new = old.split_slices(2)
-    assert new.config["slices"] == 2 * old.slices and new.width == old.width // 2
+        for net, S in zip(old.slice_params, old.widths):  # the inputs a split drops: other parts' hyper values
+            net[0].weight[:, :2 * S] = 0
+    new = old.split_slices(widths)
+    assert new.widths == widths and new.slices == len(widths)
+    assert new.config["slices"] == (8 if len(set(widths)) == 1 else widths)
     for part in ("g_a", "g_s", "h_a", "h_s", "entropy_z"):
         a, b = getattr(old, part).state_dict(), getattr(new, part).state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a)
@@ -229,6 +232,42 @@ def test_split_slices_keeps_the_model_where_the_dropped_hyper_inputs_are_unused(
     torch.testing.assert_close(lik_new, lik_old, rtol=1e-5, atol=1e-6)
 
 
-def test_split_slices_refuses_a_width_that_does_not_divide(tiny_sic):
-    with pytest.raises(SicodecError, match="do not split into 3 parts"):
-        tiny_sic.split_slices(3)
+@pytest.mark.parametrize("widths, message", [([6, 10, 8, 8], "do not split the model's slices"),
+                                             ([8, 8, 8], "add up to M=32"), ([8, 0, 8, 8, 8], "positive")])
+def test_split_slices_refuses_widths_that_cut_across_old_slices(tiny_sic, widths, message):
+    with pytest.raises(SicodecError, match=message):
+        tiny_sic.split_slices(widths)
+
+
+@pytest.mark.parametrize("slices, message", [(3, "do not split into 3 equal slices"), ([16, 16.0], "whole numbers"),
+                                             ("4", "a count or a list"), ([], "add up to")])
+def test_bad_slice_configs_are_clear_errors(slices, message):
+    from sicodec.models.registry import build_model
+
+    with pytest.raises(SicodecError, match=message):
+        build_model("sic", M=32, slices=slices, N=16, hyper=16, param_hidden=16)
+
+
+def test_uneven_slices_code_every_level_and_round_trip_through_a_file(photo, tmp_path):
+    """Slices of widths 2, 6, 4, 4, 8, 8: the widths travel in the weights' config, and each level is a valid
+    prefix whose decoded latents keep the transmitted channels exactly."""
+    from sicodec.models.weights import load_weights, save_weights
+    from tests.conftest import make_tiny_sic
+
+    save_weights(make_tiny_sic().split_slices([2, 6, 4, 4, 8, 8]), tmp_path / "w.safetensors", half=False)
+    m, _ = load_weights(tmp_path / "w.safetensors")
+    assert m.widths == [2, 6, 4, 4, 8, 8] and m.max_sections == 7
+    data = sicodec.compress(photo, model=m)
+    x = sicodec.codec._to_tensor(np.asarray(photo), m.stride)
+    with torch.no_grad():
+        y_int = torch.round(m.g_a(x))
+    seen = []
+    m.synthesis = lambda y: seen.append(y) or m.g_s(y)
+    sizes = []
+    for level in range(1, 7):
+        part = sicodec.truncate(data, level)
+        sizes.append(len(part))
+        sicodec.decompress(part, model=m, mode="mean")
+        c = m.offsets[level]
+        assert torch.equal(seen[-1][:, :c], y_int[:, :c]), level
+    assert sizes == sorted(sizes) and len(set(sizes)) == 6

@@ -74,7 +74,7 @@ def test_terms_match_a_direct_computation(lpips):
         slice_bpp = torch.stack([_bits(out["likelihoods"][f"y{k}"]) for k in range(1, 5)]) / px
         z_bpp = _bits(out["likelihoods"]["z"]) / px
         gen = torch.Generator().manual_seed(5)
-        c = 2 * model.width
+        c = model.offsets[2]
         mixes = [torch.cat([out["y_hat"][:, :c], torch.round(out["mu_h"][:, c:] + torch.rand(out["mu_h"][:, c:].shape, generator=gen, dtype=torch.float64).float() * 4 - 2)], 1)
                  for _ in range(2)]
         recons = [model.g_s(m) for m in mixes]
@@ -134,7 +134,7 @@ def test_training_ancestral_fill_agrees_with_the_decoders():
         y = model.g_a(x)
         y_int = torch.round(y)
         mu_e, sigma_e = model._exact_hyper(torch.round(model.h_a(y)))
-        decoded = list(y_int.split(model.width, dim=1))[:level]
+        decoded = list(y_int.split(model.widths, dim=1))[:level]
         gen = torch.Generator().manual_seed(9)
         for k in range(level, model.slices):
             decoded.append(model._predict_slice(k, mu_e, sigma_e, decoded, gen).float())
@@ -160,7 +160,7 @@ def test_svi_loss_trains_with_the_fill_it_is_given():
     with torch.no_grad():
         out = model(x)
         rest = model.ancestral_fill(out["y_hat"], out["mu_h"], out["sigma_h"], level, torch.Generator().manual_seed(3))
-        recon = model.g_s(torch.cat([out["y_hat"][:, :level * model.width], rest], dim=1))
+        recon = model.g_s(torch.cat([out["y_hat"][:, :model.offsets[level]], rest], dim=1))
     w = paper_weights(level, 4)
     bpp = float(got["bpp"].detach())
     assert float(got["L_level"].detach()) == pytest.approx(w.rate * bpp + w.distortion * float(F.mse_loss(recon, x)), rel=1e-5)
