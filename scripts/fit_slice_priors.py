@@ -44,7 +44,7 @@ def main(argv=None):
         if slices[0] < 0 or slices[-1] >= model.slices:
             raise SicodecError(f"--slices {a.slices}: the model has slices 1 to {model.slices}")
         channels = model.offsets[slices[-1] + 1]
-        train = encode_latents(model, a.train, channels, size=a.crop)
+        train, = encode_latents(model, a.train, channels, size=a.crop)
         val = encode_latents(model, a.val, channels)
     except (SicodecError, OSError) as e:
         raise SystemExit(f"error: {e}") from None

@@ -32,31 +32,29 @@ class Latents:
 
 
 @torch.no_grad()
-def encode_latents(model, folder, channels: int, size: int | None = None, batch: int = 8) -> Latents:
+def encode_latents(model, folder, channels: int, size: int | None = None, batch: int = 8) -> list[Latents]:
     """The first `channels` channels of round(y), mu_h and sigma_h of every image in `folder`, each centre-
-    cropped to `size` (or to a multiple of 64, the models' stride, when None)."""
-    files = list_image_files(folder)
-    if not files:
-        raise SicodecError(f"{folder}: no images")
+    cropped to `size` x `size` (or to a multiple of 64, the models' stride, when None); one Latents per
+    image size, in order of first appearance."""
+    groups: dict[tuple, list[torch.Tensor]] = {}
+    for f in list_image_files(folder):
+        x = torch.from_numpy(prepare(f).pixels).permute(2, 0, 1).float() / 255.0
+        h, w = x.shape[1:]
+        ch, cw = (size, size) if size else (h - h % 64, w - w % 64)
+        if ch < 64 or cw < 64 or ch > h or cw > w:
+            raise SicodecError(f"{f}: {w}x{h} pixels, too small for {cw}x{ch} crops")
+        top, left = (h - ch) // 2, (w - cw) // 2
+        groups.setdefault((ch, cw), []).append(x[:, top:top + ch, left:left + cw])
     model.eval()
-    ys, mus, sigmas = [], [], []
-    for start in range(0, len(files), batch):
-        xs = []
-        for f in files[start:start + batch]:
-            x = torch.from_numpy(prepare(f).pixels).permute(2, 0, 1).float() / 255.0
-            h, w = x.shape[1:]
-            ch, cw = (size, size) if size else (h - h % 64, w - w % 64)
-            if ch < 64 or cw < 64 or ch > h or cw > w:
-                raise SicodecError(f"{f}: {w}x{h} pixels, too small for {cw}x{ch} crops")
-            xs.append(x[:, (h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw])
-        if len({x.shape for x in xs}) > 1:
-            raise SicodecError(f"{folder}: images of different sizes; give a crop size")
-        y = model.g_a(torch.stack(xs)).float()
-        mu, sigma = model._split_hyper(model.h_s(torch.round(model.h_a(y))).float())
-        ys.append(torch.round(y[:, :channels]))
-        mus.append(mu[:, :channels])
-        sigmas.append(sigma[:, :channels])
-    return Latents(torch.cat(ys), torch.cat(mus), torch.cat(sigmas))
+    result = []
+    for images in groups.values():
+        parts = []
+        for start in range(0, len(images), batch):
+            y = model.g_a(torch.stack(images[start:start + batch])).float()
+            mu, sigma = model._split_hyper(model.h_s(torch.round(model.h_a(y))).float())
+            parts.append((torch.round(y[:, :channels]), mu[:, :channels], sigma[:, :channels]))
+        result.append(Latents(*(torch.cat(t) for t in zip(*parts))))
+    return result
 
 
 def slice_bits(model, latents: Latents, k: int) -> torch.Tensor:
@@ -69,14 +67,16 @@ def slice_bits(model, latents: Latents, k: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def bpp_per_slice(model, latents: Latents, slices, batch: int = 8) -> list[float]:
-    """Bits per pixel of each slice in `slices` (estimated from the discrete likelihoods)."""
+def bpp_per_slice(model, groups: list[Latents], slices, batch: int = 8) -> list[float]:
+    """Bits per pixel of each slice in `slices` over all images of `groups` (estimated from the discrete
+    likelihoods)."""
     totals = [0.0] * len(slices)
-    for start in range(0, latents.y.shape[0], batch):
-        part = Latents(*(t[start:start + batch] for t in (latents.y, latents.mu_h, latents.sigma_h)))
-        for i, k in enumerate(slices):
-            totals[i] += float(slice_bits(model, part, k))
-    return [t / latents.pixels for t in totals]
+    for latents in groups:
+        for start in range(0, latents.y.shape[0], batch):
+            part = Latents(*(t[start:start + batch] for t in (latents.y, latents.mu_h, latents.sigma_h)))
+            for i, k in enumerate(slices):
+                totals[i] += float(slice_bits(model, part, k))
+    return [t / sum(g.pixels for g in groups) for t in totals]
 
 
 def fit_slice_networks(model, train: Latents, slices, steps: int, batch: int = 16, lr: float = 1e-4,

@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
 from sicodec.train.priors import bpp_per_slice, encode_latents, fit_slice_networks
 from tests.conftest import make_tiny_sic
@@ -28,10 +30,10 @@ def test_the_estimated_slice_rates_match_the_sections_of_a_real_file(make_images
 def test_fitting_lowers_the_chosen_slices_rate_and_changes_nothing_else(make_images):
     model = make_tiny_sic()
     before = copy.deepcopy(model.state_dict())
-    train = encode_latents(model, make_images("train", 6, 128, 128), model.offsets[2])
-    start = bpp_per_slice(model, train, [0, 1])
+    train, = encode_latents(model, make_images("train", 6, 128, 128), model.offsets[2])
+    start = bpp_per_slice(model, [train], [0, 1])
     fit_slice_networks(model, train, [0, 1], steps=60, batch=4, lr=3e-3, generator=torch.Generator().manual_seed(0))
-    end = bpp_per_slice(model, train, [0, 1])
+    end = bpp_per_slice(model, [train], [0, 1])
     assert end[0] < start[0] and end[1] < start[1], (start, end)
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -45,6 +47,8 @@ def test_fit_script_writes_the_best_weights_and_reports_bad_slices_in_one_line(t
     script = Path(__file__).parents[2] / "scripts" / "fit_slice_priors.py"
     save_weights(make_tiny_sic(), tmp_path / "in.safetensors", half=False, trained_steps=5, status="preliminary")
     train, val = make_images("train", 4, 128, 128), make_images("val", 2, 128, 128, seed=1)
+    for i, (h, w) in enumerate(((128, 192), (192, 128))):  # validation images of other sizes (e.g. Kodak)
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(val / f"x{i}.png")
     base = [sys.executable, str(script), str(tmp_path / "in.safetensors"), str(train)]
     r = subprocess.run([*base, str(tmp_path / "out.safetensors"), "--slices", "2", "--val", str(val), "--crop", "128",
                         "--steps", "20", "--batch", "2", "--lr", "3e-3", "--val-every", "10"], capture_output=True, text=True)
