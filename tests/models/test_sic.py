@@ -271,3 +271,33 @@ def test_uneven_slices_code_every_level_and_round_trip_through_a_file(photo, tmp
         c = m.offsets[level]
         assert torch.equal(seen[-1][:, :c], y_int[:, :c]), level
     assert sizes == sorted(sizes) and len(set(sizes)) == 6
+
+
+def test_the_shipped_sic_weights_have_the_registered_shape():
+    """`sicodec train sic` builds the registry's configuration: it must be the shape of the shipped weights."""
+    from sicodec.models.registry import REGISTRY, build_model, find_weights
+    from sicodec.models.weights import load_weights
+
+    spec = REGISTRY["sic"]
+    shipped, _ = load_weights(find_weights(spec))
+    assert build_model("sic", **spec.config).config == shipped.config
+    assert shipped.widths[:2] == [8, 8] and shipped.slices == 17
+
+
+def test_split_script_writes_the_split_model_and_reports_bad_widths_in_one_line(tmp_path):
+    from sicodec.models.weights import load_weights, save_weights
+    from tests.conftest import make_tiny_sic
+
+    script = Path(__file__).parents[2] / "scripts" / "split_sic_slices.py"
+    save_weights(make_tiny_sic(), tmp_path / "in.safetensors", half=False, trained_steps=7)
+    for args, widths in ((["--widths", "4,4,8,8,8"], [4, 4, 8, 8, 8]), (["--factor", "2"], [4] * 8)):
+        r = subprocess.run([sys.executable, str(script), str(tmp_path / "in.safetensors"), str(tmp_path / "out.safetensors"),
+                            *args], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        m, meta = load_weights(tmp_path / "out.safetensors")
+        assert m.widths == widths and meta["sicodec.trained_steps"] == "7"
+    for args in (["--widths", "4,5,8,8,7"], ["--widths", "x"], ["--factor", "3"]):
+        r = subprocess.run([sys.executable, str(script), str(tmp_path / "in.safetensors"), str(tmp_path / "bad.safetensors"),
+                            *args], capture_output=True, text=True)
+        assert r.returncode != 0 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+        assert not (tmp_path / "bad.safetensors").exists()
