@@ -63,8 +63,6 @@ def main(argv=None):
             if score < best[0]:
                 best[:] = [score, copy.deepcopy(model.state_dict())]
 
-    torch.manual_seed(a.seed)
-    model.train()
     fit_slice_networks(model, train, slices, a.steps, a.batch, a.lr, torch.Generator().manual_seed(a.seed), on_step)
     model.load_state_dict(best[1])
     try:

@@ -14,13 +14,14 @@ from tests.conftest import make_tiny_sic
 
 
 def test_the_estimated_slice_rates_match_the_sections_of_a_real_file(make_images):
+    from sicodec.codec import _to_tensor
     from sicodec.image import prepare
 
     model = make_tiny_sic()
     folder = make_images("one", 1, 128, 192)
     latents = encode_latents(model, folder, model.offsets[-1])
     estimate = bpp_per_slice(model, latents, range(model.slices))
-    x = torch.from_numpy(prepare(next(folder.iterdir())).pixels).permute(2, 0, 1)[None].float() / 255.0
+    x = _to_tensor(prepare(next(folder.iterdir())).pixels, 1)
     sections = model.compress_latents(x)
     for k, bpp in enumerate(estimate):
         real = len(sections[k + 1]) * 8 / (128 * 192)
