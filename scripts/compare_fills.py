@@ -60,7 +60,7 @@ def main():
             if x.shape[2] % model.stride or x.shape[3] % model.stride:
                 raise SystemExit(f"{path.name}: sides must be multiples of {model.stride}")
             y = model.g_a(x)
-            mu_h, sigma_h = model._split_hyper(model.h_s(torch.round(model.h_a(y))))
+            mu_h, sigma_h = model.hyper_params(torch.round(model.side_latent(y)))
             slices = list(torch.round(y).split(model.widths, dim=1))
             for i, level in enumerate(levels):
                 for how in fills:

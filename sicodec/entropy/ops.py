@@ -36,3 +36,8 @@ def quantize(x: torch.Tensor, training: bool) -> torch.Tensor:
     if training:
         return x + torch.empty_like(x).uniform_(-0.5, 0.5)
     return torch.round(x)
+
+
+def round_straight_through(x: torch.Tensor) -> torch.Tensor:
+    """round(x) forward, identity backward: what a decoder sees, with gradients for the encoder."""
+    return x + (torch.round(x) - x).detach()

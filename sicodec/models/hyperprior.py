@@ -41,9 +41,17 @@ class ScaleHyperprior(LatentCodecModel):
         """Training pass: reconstruction and the likelihoods of y and z."""
         # Entropy models run in float32 even under bf16 autocast.
         y = self.g_a(x).float()
-        z_hat, z_lik = self.entropy_z(self.h_a(y.abs()).float())
-        y_hat, y_lik = self.gaussian(y, self.h_s(z_hat).float())
+        z_hat, z_lik = self.entropy_z(self.side_latent(y))
+        y_hat, y_lik = self.gaussian(y, self.hyper_params(z_hat))
         return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
+
+    def side_latent(self, y: torch.Tensor) -> torch.Tensor:
+        """z = h_a(|y|), unrounded (float32)."""
+        return self.h_a(y.abs()).float()
+
+    def hyper_params(self, z_hat: torch.Tensor) -> torch.Tensor:
+        """The scales of y's Gaussians from z_hat, in float (training, rate estimates; coding uses `_scales`)."""
+        return self.h_s(z_hat).float()
 
     def coding_tables(self) -> list:
         return list(self.entropy_z.tables()) + list(gaussian_tables())
@@ -54,7 +62,7 @@ class ScaleHyperprior(LatentCodecModel):
     @torch.no_grad()
     def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
         y = self.analysis(x)
-        z_int = self.round_latent(self.h_a(y.abs()))
+        z_int = self.round_latent(self.side_latent(y))
         y_int = self.round_latent(y)
         return [self.entropy_z.compress(z_int), self.gaussian.compress(y_int, *coding_params(self._scales(z_int)))]
 

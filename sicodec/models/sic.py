@@ -23,7 +23,7 @@ from torch import nn
 from ..entropy.exact import Derived, ExactSequential, to_fixed, from_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
-from ..entropy.ops import lower_bound
+from ..entropy.ops import lower_bound, round_straight_through
 from ..errors import SicodecError
 from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
@@ -53,10 +53,6 @@ def slice_widths(M: int, slices: int | list[int]) -> list[int]:
     if not slices or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in slices) or sum(slices) != M:
         raise SicodecError(f"slice widths {slices} must be positive whole numbers that add up to M={M}")
     return list(slices)
-
-
-def _straight_through_round(y: torch.Tensor) -> torch.Tensor:
-    return y + (torch.round(y) - y).detach()
 
 
 class SynonymousCodec(LatentCodecModel):
@@ -109,6 +105,15 @@ class SynonymousCodec(LatentCodecModel):
         mu, sigma = hyper.chunk(2, dim=1)
         return mu, lower_bound(sigma, 0.0)
 
+    def side_latent(self, y: torch.Tensor) -> torch.Tensor:
+        """z = h_a(y), unrounded (float32)."""
+        return self.h_a(y).float()
+
+    def hyper_params(self, z_hat: torch.Tensor):
+        """(mu_h, sigma_h) of every latent channel from z_hat, in float (training, rate estimates, tests;
+        coding uses `_exact_hyper`)."""
+        return self._split_hyper(self.h_s(z_hat).float())
+
     def _channels(self, k: int) -> slice:
         return slice(self.offsets[k], self.offsets[k + 1])
 
@@ -160,9 +165,9 @@ class SynonymousCodec(LatentCodecModel):
     def forward(self, x: torch.Tensor) -> dict:
         """All slices transmitted: y, its rounded version, per-slice likelihoods, mu_h and sigma_h."""
         y = self.g_a(x).float()
-        z_hat, z_lik = self.entropy_z(self.h_a(y).float())
-        mu_h, sigma_h = self._split_hyper(self.h_s(z_hat).float())
-        y_round = _straight_through_round(y)
+        z_hat, z_lik = self.entropy_z(self.side_latent(y))
+        mu_h, sigma_h = self.hyper_params(z_hat)
+        y_round = round_straight_through(y)
         slices = list(y_round.split(self.widths, dim=1))
         liks = []
         for k in range(self.slices):
@@ -242,7 +247,7 @@ class SynonymousCodec(LatentCodecModel):
     @torch.no_grad()
     def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
         y = self.analysis(x)
-        z_int = self.round_latent(self.h_a(y))
+        z_int = self.round_latent(self.side_latent(y))
         y_int = self.round_latent(y)
         sections = [self.entropy_z.compress(z_int)]
         mu_h, sigma_h = self._exact_hyper(z_int)

@@ -1,9 +1,11 @@
-"""Fit SIC slice networks by likelihood alone, on latents of frozen transforms.
+"""Fit a model's rate networks by likelihood alone, on the latents of its frozen transforms.
 
-In SVI training a slice network gets gradients from its slice's rate only (the fills it drives are
-detached), so with g_a, h_a and h_s frozen its best weights are those that maximise the likelihood of
-the rounded latents: what files actually cost. Latents are computed once, and the small networks then
-train far faster than the whole model (e.g. a slice that was just split off, scripts/fit_slice_priors.py).
+The rate networks only set what a file costs, never its pixels: the hyperprior's h_a, h_s and z
+density, and SIC's slice networks (in SVI a slice network gets gradients from its slice's rate only,
+the fills it drives being detached). With g_a frozen, their best weights are those that maximise the
+likelihood of the rounded latents that files actually carry, not of the noisy ones of training (the
+gap is large: -13 % rate for a hyperprior, see docs/training.md). Latents are computed once and the
+small networks then train far faster than the whole model (scripts/fit_priors.py).
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from ..codec import _to_tensor
-from ..entropy.ops import likelihood_bound
+from ..entropy.ops import likelihood_bound, quantize, round_straight_through
 from ..errors import SicodecError
 from ..image import list_image_files, prepare
 from .loss import bits
@@ -21,12 +24,10 @@ from .loss import bits
 
 @dataclass
 class Latents:
-    """Rounded y and the hyper values mu_h, sigma_h of a set of images (same size each); `stride` is the
-    model's image pixels per latent pixel."""
+    """g_a's float latents y of a set of images (same size each) and the model's image pixels per latent
+    pixel; files carry round(y) and z = round(h_a(y)), which `rate_bits` derives."""
 
     y: torch.Tensor
-    mu_h: torch.Tensor
-    sigma_h: torch.Tensor
     stride: int
 
     @property
@@ -36,14 +37,13 @@ class Latents:
 
     def take(self, index) -> "Latents":
         """The images at `index` (a slice or index tensor)."""
-        return Latents(self.y[index], self.mu_h[index], self.sigma_h[index], self.stride)
+        return Latents(self.y[index], self.stride)
 
 
 @torch.no_grad()
-def encode_latents(model, folder, channels: int, size: int | None = None, batch: int = 8) -> list[Latents]:
-    """The first `channels` channels of round(y), mu_h and sigma_h of every image in `folder`, each centre-
-    cropped to `size` x `size` (or to a multiple of the model's stride when None); one Latents per image
-    size, in order of first appearance."""
+def encode_latents(model, folder, size: int | None = None, batch: int = 8) -> list[Latents]:
+    """The latents of every image of `folder`, centre-cropped to `size` x `size` (or to a multiple of the
+    model's stride when None); one Latents per image size, in order of first appearance."""
     m = model.stride
     groups: dict[tuple, list[torch.Tensor]] = {}
     for f in list_image_files(folder):
@@ -55,43 +55,58 @@ def encode_latents(model, folder, channels: int, size: int | None = None, batch:
         top, left = (h - ch) // 2, (w - cw) // 2
         groups.setdefault((ch, cw), []).append(x[:, top:top + ch, left:left + cw])
     model.eval()
-    result = []
-    for images in groups.values():
-        parts = []
-        for start in range(0, len(images), batch):
-            y = model.g_a(torch.stack(images[start:start + batch])).float()
-            mu, sigma = model._split_hyper(model.h_s(torch.round(model.h_a(y))).float())
-            parts.append((torch.round(y[:, :channels]), mu[:, :channels], sigma[:, :channels]))
-        result.append(Latents(*(torch.cat(t) for t in zip(*parts)), model.latent_stride))
+    return [Latents(torch.cat([model.g_a(torch.stack(images[i:i + batch])).float()
+                               for i in range(0, len(images), batch)]), model.latent_stride)
+            for images in groups.values()]
+
+
+def rate_networks(model, slices=None, hyper: bool = False) -> list[nn.Module]:
+    """The networks a fit changes: h_a, h_s and the z density (always for the hyperprior; with `hyper`
+    for SIC), and SIC's slice networks `slices` (0-based)."""
+    nets = [model.h_a, model.h_s, model.entropy_z] if hyper or model.arch == "hyperprior" else []
+    return nets + [model.slice_params[k] for k in (slices or [])]
+
+
+def rate_bits(model, latents: Latents, slices=None, training: bool = False) -> dict[str, torch.Tensor]:
+    """Information content, in bits, of the parts of a file for `latents`: "z", then the hyperprior's
+    "y" or SIC's "slice k" for the 0-based `slices` (all when None). z is rounded (noisy in training,
+    for its density's gradients); the hyper networks read round(z) with straight-through gradients."""
+    z = model.side_latent(latents.y)
+    result = {"z": bits({"z": likelihood_bound(model.entropy_z.likelihood(quantize(z, training)))})}
+    hyper = model.hyper_params(round_straight_through(z))
+    y = torch.round(latents.y)
+    if model.arch == "hyperprior":
+        result["y"] = bits({"y": likelihood_bound(model.gaussian.likelihood(y, hyper))})
+        return result
+    mu_h, sigma_h = hyper
+    previous = list(y.split(model.widths, dim=1))
+    for k in range(model.slices) if slices is None else slices:
+        out = model.slice_params[k](model._slice_input(k, mu_h, sigma_h, previous)).float()
+        mean, scale = model._slice_gaussian(k, out, mu_h, sigma_h)
+        lik = model.gaussian.likelihood(previous[k], scale, mean)
+        result[f"slice {k + 1}"] = bits({"s": likelihood_bound(lik)})
     return result
 
 
-def slice_bits(model, latents: Latents, k: int) -> torch.Tensor:
-    """Information content, in bits, of slice k of `latents` under the model's slice network k."""
-    previous = list(latents.y[:, :model.offsets[k]].split(model.widths[:k], dim=1))
-    out = model.slice_params[k](model._slice_input(k, latents.mu_h, latents.sigma_h, previous)).float()
-    mean, scale = model._slice_gaussian(k, out, latents.mu_h, latents.sigma_h)
-    return bits({"s": likelihood_bound(model.gaussian.likelihood(latents.y[:, model._channels(k)], scale, mean))})
-
-
 @torch.no_grad()
-def bpp_per_slice(model, groups: list[Latents], slices, batch: int = 8) -> list[float]:
-    """Bits per pixel of each slice in `slices` over all images of `groups` (estimated from the discrete
-    likelihoods)."""
-    totals = [0.0] * len(slices)
+def bpp_per_part(model, groups: list[Latents], slices=None, batch: int = 8) -> dict[str, float]:
+    """Bits per pixel of each part (see `rate_bits`) over all images of `groups`, estimated from the
+    discrete likelihoods of what a file codes."""
+    totals: dict[str, float] = {}
     for latents in groups:
         for start in range(0, latents.y.shape[0], batch):
-            part = latents.take(slice(start, start + batch))
-            for i, k in enumerate(slices):
-                totals[i] += float(slice_bits(model, part, k))
-    return [t / sum(g.pixels for g in groups) for t in totals]
+            for name, b in rate_bits(model, latents.take(slice(start, start + batch)), slices).items():
+                totals[name] = totals.get(name, 0.0) + float(b)
+    pixels = sum(g.pixels for g in groups)
+    return {name: t / pixels for name, t in totals.items()}
 
 
-def fit_slice_networks(model, train: Latents, slices, steps: int, batch: int = 16, lr: float = 1e-4,
-                       generator: torch.Generator | None = None, on_step=None) -> None:
-    """Adam on the summed bits of `slices` (0-based) over random batches of `train`; only those slice
-    networks change. `on_step(step, bpp)` is called after each step (logging, validation)."""
-    params = [p for k in slices for p in model.slice_params[k].parameters()]
+def fit_rate_networks(model, train: Latents, steps: int, slices=None, hyper: bool = False, batch: int = 16,
+                      lr: float = 1e-4, generator: torch.Generator | None = None, on_step=None) -> None:
+    """Adam on the bits of random batches of `train`; only `rate_networks(model, slices, hyper)` change,
+    and the loss counts every part they affect. `on_step(step, bpp)` is called after each step."""
+    params = [p for net in rate_networks(model, slices, hyper) for p in net.parameters()]
+    parts = None if hyper else slices  # the hyper networks change the rate of every part
     chosen = {id(p) for p in params}
     frozen = [p for p in model.parameters() if id(p) not in chosen]
     for p in frozen:
@@ -101,12 +116,12 @@ def fit_slice_networks(model, train: Latents, slices, steps: int, batch: int = 1
     try:
         for step in range(1, steps + 1):
             part = train.take(torch.randint(0, n, (min(batch, n),), generator=generator))
-            loss = sum(slice_bits(model, part, k) for k in slices) / part.pixels
+            loss = sum(rate_bits(model, part, parts, training=True).values()) / part.pixels
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             if on_step is not None:
-                on_step(step, float(loss))
+                on_step(step, float(loss.detach()))
     finally:
         for p in frozen:
             p.requires_grad_(True)

@@ -149,7 +149,7 @@ def test_mean_fill_predicts_each_missing_slice_from_the_ones_before_it(tiny_sic,
     S = tiny_sic.widths[0]
     with torch.no_grad():
         y_true = tiny_sic.g_a(x)
-        mu_h, sigma_h = tiny_sic._split_hyper(tiny_sic.h_s(torch.round(tiny_sic.h_a(y_true))))
+        mu_h, sigma_h = tiny_sic.hyper_params(torch.round(tiny_sic.side_latent(y_true)))
         assert torch.equal(y[:, :S], torch.round(y_true[:, :S]))
         slices = list(y.split(S, dim=1))
         for k in range(1, tiny_sic.slices):
@@ -173,7 +173,7 @@ def test_ancestral_fill_samples_each_missing_slice_from_its_predicted_gaussian(t
     tiny_sic.decompress_latents(sections, tuple(x.shape[2:]), level=1, mode="mean")
     sampled, means = (list(y.split(tiny_sic.widths, dim=1)) for y in seen)
     with torch.no_grad():
-        mu_h, sigma_h = tiny_sic._exact_hyper(torch.round(tiny_sic.h_a(tiny_sic.g_a(x))))
+        mu_h, sigma_h = tiny_sic._exact_hyper(torch.round(tiny_sic.side_latent(tiny_sic.g_a(x))))
     generator = torch.Generator().manual_seed(5)
     for k in range(1, tiny_sic.slices):
         mean, scale = (from_fixed(v) for v in tiny_sic._exact_gaussian(k, mu_h, sigma_h, sampled[:k]))

@@ -1,4 +1,4 @@
-"""Likelihood-only fitting of SIC slice networks (sicodec/train/priors.py, scripts/fit_slice_priors.py)."""
+"""Likelihood-only fitting of rate networks (sicodec/train/priors.py, scripts/fit_priors.py)."""
 
 import copy
 import subprocess
@@ -6,62 +6,107 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from sicodec.train.priors import bpp_per_slice, encode_latents, fit_slice_networks
-from tests.conftest import make_tiny_sic
+from sicodec.codec import _to_tensor
+from sicodec.image import prepare
+from sicodec.train.priors import bpp_per_part, encode_latents, fit_rate_networks
+from tests.conftest import make_tiny_model, make_tiny_sic
+
+SCRIPT = Path(__file__).parents[2] / "scripts" / "fit_priors.py"
 
 
-def test_the_estimated_slice_rates_match_the_sections_of_a_real_file(make_images):
-    from sicodec.codec import _to_tensor
-    from sicodec.image import prepare
+def _sections(model, folder):
+    return model.compress_latents(_to_tensor(prepare(next(folder.iterdir())).pixels, 1))
 
-    model = make_tiny_sic()
+
+@pytest.mark.parametrize("arch", ["sic", "hyperprior"])
+def test_the_estimated_rate_of_each_part_matches_its_section_in_a_real_file(make_images, arch):
+    from sicodec.codec import load_model
+
+    # The hyperprior's trained scales: a random one's fall below the coder's smallest.
+    model = make_tiny_sic() if arch == "sic" else load_model("hyperprior", quality=2)
     folder = make_images("one", 1, 128, 192)
-    latents = encode_latents(model, folder, model.offsets[-1])
-    estimate = bpp_per_slice(model, latents, range(model.slices))
-    x = _to_tensor(prepare(next(folder.iterdir())).pixels, 1)
-    sections = model.compress_latents(x)
-    for k, bpp in enumerate(estimate):
-        real = len(sections[k + 1]) * 8 / (128 * 192)
-        assert abs(real - bpp) <= 0.03 * bpp + 64 / (128 * 192), (k, real, bpp)
+    estimate = bpp_per_part(model, encode_latents(model, folder))
+    names = ["z", *(f"slice {k + 1}" for k in range(model.slices))] if arch == "sic" else ["z", "y"]
+    sections = _sections(model, folder)
+    assert list(estimate) == names and len(sections) == len(names)
+    for (name, bpp), section in zip(estimate.items(), sections):
+        real = len(section) * 8 / (128 * 192)
+        assert abs(real - bpp) <= 0.03 * bpp + 64 / (128 * 192), (name, real, bpp)
 
 
-def test_fitting_lowers_the_chosen_slices_rate_and_changes_nothing_else(make_images):
-    model = make_tiny_sic()
+@pytest.mark.parametrize("what", ["sic slices", "sic hyper", "hyperprior"])
+def test_fitting_lowers_the_rate_and_changes_only_the_rate_networks(make_images, what):
+    model, slices, hyper, prefixes = {
+        "sic slices": (make_tiny_sic(), [0, 1], False, ("slice_params.0.", "slice_params.1.")),
+        "sic hyper": (make_tiny_sic(), None, True, ("h_a.", "h_s.", "entropy_z.")),
+        "hyperprior": (make_tiny_model(), None, False, ("h_a.", "h_s.", "entropy_z.")),
+    }[what]
     before = copy.deepcopy(model.state_dict())
-    train, = encode_latents(model, make_images("train", 6, 128, 128), model.offsets[2])
-    start = bpp_per_slice(model, [train], [0, 1])
-    fit_slice_networks(model, train, [0, 1], steps=60, batch=4, lr=3e-3, generator=torch.Generator().manual_seed(0))
-    end = bpp_per_slice(model, [train], [0, 1])
-    assert end[0] < start[0] and end[1] < start[1], (start, end)
+    folder = make_images("train", 6, 128, 128)
+    train, = encode_latents(model, folder)
+    start = bpp_per_part(model, [train], slices)
+    torch.manual_seed(0)
+    fit_rate_networks(model, train, 60, slices, hyper, batch=4, lr=3e-3, generator=torch.Generator().manual_seed(0))
+    end = bpp_per_part(model, [train], slices)
+    assert sum(end.values()) < 0.97 * sum(start.values()), (start, end)
+    if what == "sic slices":
+        assert end["z"] == start["z"] and all(end[k] < start[k] for k in start if k != "z"), (start, end)
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(k.startswith(("slice_params.0.", "slice_params.1.")) for k in changed), changed
+    assert changed and all(k.startswith(prefixes) for k in changed), changed
     assert all(p.requires_grad for p in model.parameters())
+    if what == "hyperprior":  # the same pixels, fewer bytes: the file really shrank
+        old = make_tiny_model()
+        x = _to_tensor(prepare(next(folder.iterdir())).pixels, 1)
+        new_sections, old_sections = model.compress_latents(x), old.compress_latents(x)
+        assert sum(map(len, new_sections)) < sum(map(len, old_sections))
+        assert torch.equal(model.decompress_latents(new_sections, (128, 128)),
+                           old.decompress_latents(old_sections, (128, 128)))
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True)
 
 
 def test_fit_script_writes_the_best_weights_and_reports_bad_slices_in_one_line(tmp_path, make_images):
     from sicodec.models.weights import load_weights, save_weights
 
-    script = Path(__file__).parents[2] / "scripts" / "fit_slice_priors.py"
     save_weights(make_tiny_sic(), tmp_path / "in.safetensors", half=False, trained_steps=5, status="preliminary")
     train, val = make_images("train", 4, 128, 128), make_images("val", 2, 128, 128, seed=1)
     for i, (h, w) in enumerate(((128, 192), (192, 128))):  # validation images of other sizes (e.g. Kodak)
         Image.fromarray(np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)).save(val / f"x{i}.png")
-    base = [sys.executable, str(script), str(tmp_path / "in.safetensors"), str(train)]
-    r = subprocess.run([*base, str(tmp_path / "out.safetensors"), "--slices", "2", "--val", str(val), "--crop", "128",
-                        "--steps", "20", "--batch", "2", "--lr", "3e-3", "--val-every", "10"], capture_output=True, text=True)
+    base = [tmp_path / "in.safetensors", train]
+    r = _run(*base, tmp_path / "out.safetensors", "--slices", "2", "--val", val, "--crop", "128",
+             "--steps", "20", "--batch", "2", "--lr", "3e-3", "--val-every", "10")
     assert r.returncode == 0, r.stderr
     model, meta = load_weights(tmp_path / "out.safetensors")
     assert meta["sicodec.trained_steps"] == "5" and meta["sicodec.status"] == "preliminary"
     reported = [float(line.split()[4]) for line in r.stdout.splitlines() if line.startswith("step") and "validation" in line]
     assert len(reported) == 3 and "best validation bpp" in r.stdout
-    latents = encode_latents(model, val, model.offsets[2])
-    assert abs(bpp_per_slice(model, latents, [1])[0] - min(reported)) < 1e-4
-    for bad in ("0", "5", "x"):
-        r = subprocess.run([*base, str(tmp_path / "bad.safetensors"), "--slices", bad, "--val", str(val)],
-                           capture_output=True, text=True)
+    estimate = bpp_per_part(model, encode_latents(model, val), [1])
+    assert abs(estimate["z"] + estimate["slice 2"] - min(reported)) < 1e-4
+    for bad in (["--slices", "0"], ["--slices", "5"], ["--slices", "x"], []):
+        r = _run(*base, tmp_path / "bad.safetensors", *bad, "--val", val)
         assert r.returncode != 0 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
         assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_fit_script_fits_a_hyperprior_and_refuses_slices(tmp_path, make_images):
+    from sicodec.models.weights import load_weights, save_weights
+
+    save_weights(make_tiny_model(), tmp_path / "in.safetensors", half=False, trained_steps=7, status="preliminary")
+    train, val = make_images("train", 4, 128, 128), make_images("val", 2, 128, 192, seed=1)
+    r = _run(tmp_path / "in.safetensors", train, tmp_path / "out.safetensors", "--val", val, "--crop", "128",
+             "--steps", "20", "--batch", "2", "--lr", "3e-3", "--val-every", "10")
+    assert r.returncode == 0, r.stderr
+    assert "(z " in r.stdout and ", y " in r.stdout
+    reported = [float(line.split()[4]) for line in r.stdout.splitlines() if "validation bpp" in line]
+    model, meta = load_weights(tmp_path / "out.safetensors")
+    assert meta["sicodec.trained_steps"] == "7" and min(reported) < reported[0]
+    assert abs(sum(bpp_per_part(model, encode_latents(model, val)).values()) - min(reported)) < 1e-4
+    r = _run(tmp_path / "in.safetensors", train, tmp_path / "bad.safetensors", "--slices", "1", "--val", val)
+    assert r.returncode != 0 and r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr

@@ -133,7 +133,7 @@ def test_training_ancestral_fill_agrees_with_the_decoders():
         trained = model.ancestral_fill(out["y_hat"], out["mu_h"], out["sigma_h"], level, torch.Generator().manual_seed(9))
         y = model.g_a(x)
         y_int = torch.round(y)
-        mu_e, sigma_e = model._exact_hyper(torch.round(model.h_a(y)))
+        mu_e, sigma_e = model._exact_hyper(torch.round(model.side_latent(y)))
         decoded = list(y_int.split(model.widths, dim=1))[:level]
         gen = torch.Generator().manual_seed(9)
         for k in range(level, model.slices):
