@@ -4,10 +4,10 @@
         [--slices 1,2] [--hyper] [--steps 3000 --batch 16 --lr 1e-4]
 
 A hyperprior's h_a, h_s and z density are fitted; for SIC the slice networks named by --slices
-(numbers from 1, or "all"), and with --hyper its h_a, h_s and z density. The latents of TRAIN_DIR (centre crops of --crop pixels) and of --val are computed
-once; every --val-every steps the estimated bpp on --val is printed, and the weights of the best
-validation are written (float32, same step count and status as the source). The pixels a file decodes
-to do not change. See sicodec/train/priors.py for why.
+(numbers from 1, or "all"), and with --hyper its h_a, h_s and z density. The latents of TRAIN_DIR
+(centre crops of --crop pixels) and of --val are computed once; every --val-every steps the estimated
+bpp on --val is printed, and the weights of the best validation are written (float32, same step
+count and status as the source). See sicodec/train/priors.py for why this is the training optimum.
 """
 
 import argparse
