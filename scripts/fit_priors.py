@@ -17,7 +17,7 @@ import torch
 
 from sicodec.errors import SicodecError
 from sicodec.models.weights import load_weights, save_weights
-from sicodec.train.priors import bpp_per_part, encode_latents, fit_rate_networks
+from sicodec.train.priors import bpp_per_part, encode_latents, fit_rate_networks, fitted_parts
 
 
 def parse_slices(text: str | None, hyper: bool, model) -> list[int]:
@@ -61,7 +61,7 @@ def main(argv=None):
     try:
         model, meta = load_weights(a.weights)
         slices = parse_slices(a.slices, a.hyper, model)
-        parts = None if a.hyper else slices  # the parts whose rate the fit changes
+        parts = fitted_parts(slices, a.hyper)
         train, = encode_latents(model, a.train, size=a.crop)
         val = encode_latents(model, a.val)
     except (SicodecError, OSError) as e:
@@ -82,7 +82,7 @@ def main(argv=None):
             if score < best[0]:
                 best[:] = [score, copy.deepcopy(model.state_dict())]
 
-    torch.manual_seed(a.seed)  # the hyperprior's z noise
+    torch.manual_seed(a.seed)  # z's training noise
     fit_rate_networks(model, train, a.steps, slices, a.hyper, a.batch, a.lr, torch.Generator().manual_seed(a.seed), on_step)
     model.load_state_dict(best[1])
     try:

@@ -127,6 +127,12 @@ class SynonymousCodec(LatentCodecModel):
         d_mu, d_sigma = out.chunk(2, dim=1)
         return mu_h[:, own] + d_mu, lower_bound(sigma_h[:, own] + d_sigma, 0.0)
 
+    def slice_gaussian(self, k: int, mu_h, sigma_h, previous: list[torch.Tensor]):
+        """Slice k's mean and scale in float, from the slices before it (training, rate estimates; coding
+        uses `_exact_gaussian`)."""
+        out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, previous)).float()
+        return self._slice_gaussian(k, out, mu_h, sigma_h)
+
     @torch.no_grad()
     def split_slices(self, widths: list[int]) -> SynonymousCodec:
         """A copy whose slices have the given widths, each inside one of this model's slices (more levels),
@@ -171,8 +177,7 @@ class SynonymousCodec(LatentCodecModel):
         slices = list(y_round.split(self.widths, dim=1))
         liks = []
         for k in range(self.slices):
-            out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
-            mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
+            mean, scale = self.slice_gaussian(k, mu_h, sigma_h, slices)
             liks.append(self.gaussian(y[:, self._channels(k)], scale, mean)[1])
         return {"y": y, "y_hat": y_round, "mu_h": mu_h, "sigma_h": sigma_h,
                 "likelihoods": {"z": z_lik, **{f"y{k + 1}": lik for k, lik in enumerate(liks)}},
@@ -195,8 +200,7 @@ class SynonymousCodec(LatentCodecModel):
         before them, at `temperature`; None gives the predicted means themselves (`mean`'s float version)."""
         slices = list(y_hat[:, :self.offsets[level]].split(self.widths[:level], dim=1))
         for k in range(level, self.slices):
-            out = self.slice_params[k](self._slice_input(k, mu_h, sigma_h, slices)).float()
-            mean, scale = self._slice_gaussian(k, out, mu_h, sigma_h)
+            mean, scale = self.slice_gaussian(k, mu_h, sigma_h, slices)
             if temperature is not None:
                 noise = torch.randn(mean.shape, generator=generator, dtype=torch.float64).to(mean)
                 mean = torch.round(mean + temperature * scale * noise)

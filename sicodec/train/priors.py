@@ -67,6 +67,12 @@ def rate_networks(model, slices=None, hyper: bool = False) -> list[nn.Module]:
     return nets + [model.slice_params[k] for k in (slices or [])]
 
 
+def fitted_parts(slices, hyper: bool):
+    """The `slices` argument of `rate_bits` for the parts whose rate a fit changes: all (None) when the
+    hyper networks are fitted, since they set every part's rate."""
+    return None if hyper else slices
+
+
 def rate_bits(model, latents: Latents, slices=None, training: bool = False) -> dict[str, torch.Tensor]:
     """Information content, in bits, of the parts of a file for `latents`: "z", then the hyperprior's
     "y" or SIC's "slice k" for the 0-based `slices` (all when None). z is rounded (noisy in training,
@@ -81,8 +87,7 @@ def rate_bits(model, latents: Latents, slices=None, training: bool = False) -> d
     mu_h, sigma_h = hyper
     previous = list(y.split(model.widths, dim=1))
     for k in range(model.slices) if slices is None else slices:
-        out = model.slice_params[k](model._slice_input(k, mu_h, sigma_h, previous)).float()
-        mean, scale = model._slice_gaussian(k, out, mu_h, sigma_h)
+        mean, scale = model.slice_gaussian(k, mu_h, sigma_h, previous)
         lik = model.gaussian.likelihood(previous[k], scale, mean)
         result[f"slice {k + 1}"] = bits({"s": likelihood_bound(lik)})
     return result
@@ -106,7 +111,7 @@ def fit_rate_networks(model, train: Latents, steps: int, slices=None, hyper: boo
     """Adam on the bits of random batches of `train`; only `rate_networks(model, slices, hyper)` change,
     and the loss counts every part they affect. `on_step(step, bpp)` is called after each step."""
     params = [p for net in rate_networks(model, slices, hyper) for p in net.parameters()]
-    parts = None if hyper else slices  # the hyper networks change the rate of every part
+    parts = fitted_parts(slices, hyper)
     chosen = {id(p) for p in params}
     frozen = [p for p in model.parameters() if id(p) not in chosen]
     for p in frozen:

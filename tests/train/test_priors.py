@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sicodec.codec import _to_tensor
+from sicodec.codec import _to_tensor, load_model
 from sicodec.image import prepare
 from sicodec.train.priors import bpp_per_part, encode_latents, fit_rate_networks
 from tests.conftest import make_tiny_model, make_tiny_sic
@@ -24,8 +24,6 @@ def _sections(model, folder):
 
 @pytest.mark.parametrize("arch", ["sic", "hyperprior"])
 def test_the_estimated_rate_of_each_part_matches_its_section_in_a_real_file(make_images, arch):
-    from sicodec.codec import load_model
-
     # The hyperprior's trained scales: a random one's fall below the coder's smallest.
     model = make_tiny_sic() if arch == "sic" else load_model("hyperprior", quality=2)
     folder = make_images("one", 1, 128, 192)
