@@ -78,7 +78,7 @@ def _compress_one(a, model, src: Path, out: Path) -> None:
 
     check_output(out, a.force, inputs=[src])
     t = time.perf_counter()
-    data = compress(src, model=model, level=a.level, bpp=a.bpp, seed=a.seed, device=a.device)
+    data = compress(src, model=model, level=a.level, bpp=a.bpp, seed=a.seed, device=a.device, refine=a.refine)
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
@@ -218,7 +218,7 @@ def cmd_roundtrip(a) -> None:
         warnings.simplefilter("ignore")
         ref = prepare(a.input)
     t0 = time.perf_counter()
-    data = compress(a.input, model=model)
+    data = compress(a.input, model=model, refine=a.refine)
     t1 = time.perf_counter()
     out = decompress(data, model=model)
     t2 = time.perf_counter()
@@ -249,7 +249,7 @@ def cmd_eval(a) -> None:
     from .evaluate import evaluate_results
 
     _save_json(evaluate_results(a.model, a.folder, levels=a.levels, mode=a.mode, samples=a.samples,
-                                metrics=a.metrics.split(","), workers=a.workers), a.output, a.force)
+                                metrics=a.metrics.split(","), workers=a.workers, refine=a.refine), a.output, a.force)
 
 
 def cmd_bench(a) -> None:
@@ -347,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
         if quality:
             q.add_argument("--quality", type=int, help="quality (rate point) of the model family")
 
+    def refine_arg(q):
+        q.add_argument("--refine", type=int, default=0, metavar="STEPS",
+                       help="hyperprior models: search STEPS optimisation steps per 1024-px tile for latents that code "
+                            "the image better (about 0.4 s per step and 768x512 image on 2 CPU cores; 200 gives "
+                            "about 0.5 dB; the decoder is unchanged)")
+
     q = sub.add_parser("compress", help="image -> .sic file (or a folder of images -> a folder of .sic files)")
     q.add_argument("input", help="image, or a folder: each image in it is compressed to OUTPUT/NAME.sic")
     q.add_argument("output", help=".sic file, or a folder (created if missing) when INPUT is a folder")
@@ -354,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
     q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
     q.add_argument("--seed", type=int, default=0, help="sampling seed stored in the file (default 0)")
+    refine_arg(q)
     device_arg(q, "analysis")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_compress)
@@ -401,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--mode", default=DEFAULT_FILL_MODE, choices=FILL_MODES,
                    help=f"fill of untransmitted slices (default {DEFAULT_FILL_MODE}, as in a plain decode)")
     q.add_argument("--samples", type=int, default=1, help="sampled decodes per point (metrics averaged)")
+    refine_arg(q)
     measurement_args(q)
     q.set_defaults(fn=cmd_eval)
 
@@ -486,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("roundtrip", help="compress and decompress an image in memory; print size, bpp and PSNR")
     q.add_argument("input")
     model_args(q)
+    refine_arg(q)
     q.set_defaults(fn=cmd_roundtrip)
 
     q = sub.add_parser("serve", help="a local web page to try models and levels and compare with JPEG/WebP/AVIF (web extra)")

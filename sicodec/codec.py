@@ -29,10 +29,17 @@ def _load_file(path: str, mtime: float) -> LatentCodecModel:
     from .models.weights import load_weights
 
     model, meta = load_weights(path)
-    model.name = meta.get("sicodec.name", model.arch)
     model.status = meta.get("sicodec.status", "untrained")
     model.trained_steps = int(meta.get("sicodec.trained_steps", "0"))
+    _name(model, meta.get("sicodec.name", model.arch))
     return model
+
+
+def _name(model: LatentCodecModel, name: str) -> None:
+    """Give a loaded model its registry name and, when registered, its training trade-off."""
+    model.name = name
+    spec = REGISTRY.get(name)
+    model.lmbda = spec.lmbda if spec is not None else None
 
 
 def default_model() -> str:
@@ -62,7 +69,7 @@ def _load_registered(name: str, quality: int | None = None) -> LatentCodecModel:
     if found is None:
         raise ModelError(f"no weights for {spec.name} are installed (looked in: {', '.join(map(str, weights_dirs()))})")
     m = _load_file(str(found.resolve()), found.stat().st_mtime)
-    m.name = spec.name
+    _name(m, spec.name)
     return m
 
 
@@ -90,21 +97,28 @@ def _to_tensor(pixels: np.ndarray, stride: int) -> torch.Tensor:
 
 def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, quality: int | None = None,
              level: int | None = None, bpp: float | None = None, seed: int = 0, device: str | None = None,
-             **options) -> bytes:
+             refine: int = 0, **options) -> bytes:
     """Image (path or PIL image) -> .sic bytes.
 
     Progressive models (SIC): `level` keeps levels 1..level; `bpp` keeps the highest level whose
     real file size fits the target; `seed` is stored for the decoder's sampling. `device` ('cuda')
     runs the analysis transform there (default: the CPU; a model object passed in stays where it is).
+    `refine` > 0 (hyperprior models) spends that many optimisation steps per tile searching for latents
+    that code the image better (slower encoding, smaller files for the same quality; see
+    `sicodec.models.refine`).
     """
     m = load_model(model, quality)
     _place_transforms(m, model, device)
     if (level is not None or bpp is not None) and not m.progressive:
         raise ModelError(f"{m.name} is not progressive: --level and --bpp need a SIC model")
     _check_seed(seed)
+    if refine:
+        check_refine(m, refine)
     img = prepare(image)
     h, w = img.pixels.shape[:2]
     check_padded_pixels(w, h, m.stride)
+    if refine:
+        options.update(refine=refine, valid=(h, w))
     x = _to_tensor(img.pixels, m.stride)
     with float32_defaults():
         sections = m.compress_latents(x, **options)
@@ -128,6 +142,20 @@ def check_padded_pixels(width: int, height: int, stride: int) -> None:
     if pw * ph > max_pixels():
         raise LimitError(f"image of {width}x{height} pixels is coded as {pw}x{ph} (padded to a multiple of {stride}), "
                          f"which exceeds the limit of {max_pixels()} pixels (SICODEC_MAX_PIXELS)")
+
+
+MAX_REFINE_STEPS = 2000
+
+
+def check_refine(m: LatentCodecModel, steps: int) -> None:
+    """Refuse a latent search the model cannot do, with a one-line reason."""
+    if not m.refinable:
+        raise ModelError(f"{m.name} cannot refine its latents: --refine applies to hyperprior models")
+    if m.lmbda is None:
+        raise ModelError(f"--refine needs the rate-distortion trade-off {m.name} was trained for; "
+                         "it is known for registered models only")
+    if not 0 <= steps <= MAX_REFINE_STEPS:
+        raise ModelError(f"refine steps must be between 0 and {MAX_REFINE_STEPS}")
 
 
 def _check_seed(seed: int) -> None:

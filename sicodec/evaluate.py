@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import codec
+from .bitstream import parse
 from .bench import fidkid
 from .bench.run import check_metric_weights, environment, list_images, metric_keys, quality_metrics, run_jobs
 from .bench.results import make_results
@@ -52,19 +53,24 @@ def parse_levels(text: str, top: int) -> list[int]:
     return levels
 
 
-def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, samples: int, keys, workdir: Path) -> list[dict]:
+def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, samples: int, keys, workdir: Path,
+                   refine: int = 0) -> list[dict]:
     """Rows (one per point) for one image: real bpp, estimated bpp, metrics, times (and, for FID or KID, the
-    patch features under `fidkid.FEATURES`)."""
+    patch features under `fidkid.FEATURES`). `refine`: steps of encoder-side latent search."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reference = prepare(path).pixels
     reference_features = fidkid.features(reference) if fidkid.wanted(keys) else None
     pixels = reference.shape[0] * reference.shape[1]
     t = time.perf_counter()
-    data = codec.compress(path, model=model)
+    data = codec.compress(path, model=model, refine=refine)
     encode_time = time.perf_counter() - t
-    with torch.no_grad():
-        likelihoods = model(codec._to_tensor(reference, model.stride))["likelihoods"]
+    x = codec._to_tensor(reference, model.stride)
+    if refine:  # the latents the search chose, read back from the file
+        likelihoods = model.latent_likelihoods(*model.read_latents(parse(data).sections, x.shape[-2:]))
+    else:
+        with torch.no_grad():
+            likelihoods = model(x)["likelihoods"]
     spec = REGISTRY.get(model.name)
     rows = []
     for level in levels or [None]:
@@ -92,17 +98,18 @@ def evaluate_image(model, path: Path, levels: list[int] | None, mode: str, sampl
     return rows
 
 
-def _evaluate_path(name: str, path: Path, levels: str, mode: str, samples: int, keys) -> list[dict]:
+def _evaluate_path(name: str, path: Path, levels: str, mode: str, samples: int, keys, refine: int) -> list[dict]:
     model = codec.load_model(name)  # cached per process
     points = parse_levels(levels, model.slices) if model.progressive else None
     with tempfile.TemporaryDirectory(prefix="sicodec-eval-") as tmp:
-        return evaluate_image(model, path, points, mode, samples, keys, Path(tmp))
+        return evaluate_image(model, path, points, mode, samples, keys, Path(tmp), refine)
 
 
 def evaluate_results(name: str, folder, levels: str = "all", mode: str = DEFAULT_FILL_MODE, samples: int = 1,
-                     metrics=("psnr", "ms-ssim", "lpips", "dists"), workers: int = 1) -> dict:
+                     metrics=("psnr", "ms-ssim", "lpips", "dists"), workers: int = 1, refine: int = 0) -> dict:
     """The results dict (CompressAI layout, per-image rows included) of model or family `name` on `folder`.
-    Progressive models are measured in `mode`, by default the fill a plain decode uses."""
+    Progressive models are measured in `mode`, by default the fill a plain decode uses; `refine` > 0
+    encodes with that many steps of latent search (hyperprior models)."""
     if samples < 1 or workers < 1:
         raise SicodecError("--samples and --workers must be at least 1")
     keys = metric_keys(metrics)
@@ -110,15 +117,21 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = DEFAULT
     images = list_images(folder)
     fid_note = fidkid.check_patches(images, keys)
     names = model_names(name)
-    jobs = [(n, path, levels, mode, samples, keys) for n in names for path in images]
+    if refine:
+        for n in names:
+            codec.check_refine(codec.load_model(n), refine)
+    jobs = [(n, path, levels, mode, samples, keys, refine) for n in names for path in images]
     rows, per_point = fidkid.per_point(run_jobs(_evaluate_path, jobs, workers, "eval"), keys)
     first = codec.load_model(names[0])
     progressive = first.progressive
     rows.sort(key=lambda r: (r["point"], r["image"]))
     label = name if len(names) > 1 else f"{first.name} ({mode})" if progressive else first.name
+    if refine:
+        label += f" (refine {refine})"
     return make_results(
         label, f"sicodec eval of {name} ({'levels, fill mode ' + mode if progressive else 'qualities'})", rows,
         meta={"models": names, "mode": mode if progressive else None, "samples": samples, "workers": workers,
+              "refine": refine,
               **fid_note, **environment()},
         point_key="level" if progressive else "quality", point_metrics=per_point)
 

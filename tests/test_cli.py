@@ -53,6 +53,9 @@ def test_outputs_are_not_overwritten_without_force(capsys, tmp_path, image, tiny
     ["compress", "in.png", "nofolder/x.sic"],
     ["compress", "in.png", "x.sic", "--device", "cuda:64"],
     ["decompress", "in.png", "out.png", "--device", "bogus"],
+    ["compress", "in.png", "x.sic", "--model", "sic", "--refine", "5"],  # SIC cannot refine
+    ["compress", "in.png", "x.sic", "--model", "hyperprior", "--refine", "100000"],
+    ["roundtrip", "in.png", "--model", "hyperprior", "--refine", "-1"],
 ])
 def test_errors_are_one_line_and_non_zero(capsys, tmp_path, image, args, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -68,6 +68,8 @@ class LatentCodecModel(nn.Module):
 
     arch: str = ""
     progressive: bool = False  # one section per level; decoders fill what a file does not carry
+    refinable: bool = False  # compress_latents takes refine= (steps of encoder-side latent search) and valid=
+    lmbda: float | None = None  # the rate-distortion trade-off it was trained for (registered models)
     stride: int = 1
     min_sections: int = 1
     max_sections: int = 1

@@ -12,8 +12,10 @@ from torch import nn
 from ..entropy.exact import Derived, ExactSequential, to_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
+from ..entropy.ops import likelihood_bound
 from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
+from .refine import refine_latent
 
 
 class ScaleHyperprior(LatentCodecModel):
@@ -22,6 +24,7 @@ class ScaleHyperprior(LatentCodecModel):
     arch = "hyperprior"
     stride = 64  # total downsampling of z: images are padded to a multiple of it
     min_sections = max_sections = 2
+    refinable = True
 
     def __init__(self, N: int = 128, M: int = 192):
         super().__init__()
@@ -60,16 +63,31 @@ class ScaleHyperprior(LatentCodecModel):
         return self._exact_h_s.get(self.h_s)(to_fixed(z_int))
 
     @torch.no_grad()
-    def compress_latents(self, x: torch.Tensor, **options) -> list[bytes]:
+    def compress_latents(self, x: torch.Tensor, refine: int = 0, valid: tuple[int, int] | None = None) -> list[bytes]:
+        """Padded image -> [z, y] sections; `refine` > 0 searches `refine` steps per tile for better
+        integers y (see `refine_latent`; `valid` is the unpadded height and width)."""
         y = self.analysis(x)
         z_int = self.round_latent(self.side_latent(y))
+        if refine:
+            scales = self.hyper_params(z_int)
+            with torch.enable_grad():
+                y = refine_latent(self, x, y, scales, refine, self.lmbda, valid)
         y_int = self.round_latent(y)
         return [self.entropy_z.compress(z_int), self.gaussian.compress(y_int, *coding_params(self._scales(z_int)))]
 
-    @torch.no_grad()
-    def decompress_latents(self, sections: list[bytes], shape: tuple[int, int], **options) -> torch.Tensor:
+    def read_latents(self, sections: list[bytes], shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The integer z and y a file carries, for a padded image of `shape`."""
         h, w = shape[0] // self.stride, shape[1] // self.stride
         z_int = self.entropy_z.decompress(sections[0], (1, self.config["N"], h, w))
         scales = self._scales(z_int)
-        y_int = self.gaussian.decompress(sections[1], scales.shape, *coding_params(scales))
-        return self.synthesis(y_int.to(torch.float32))
+        return z_int, self.gaussian.decompress(sections[1], scales.shape, *coding_params(scales)).to(torch.float32)
+
+    @torch.no_grad()
+    def latent_likelihoods(self, z_int: torch.Tensor, y_int: torch.Tensor) -> dict:
+        """The float model's likelihoods of integer latents (the rate it estimates for them)."""
+        return {"y": likelihood_bound(self.gaussian.likelihood(y_int, self.hyper_params(z_int))),
+                "z": likelihood_bound(self.entropy_z.likelihood(z_int))}
+
+    @torch.no_grad()
+    def decompress_latents(self, sections: list[bytes], shape: tuple[int, int], **options) -> torch.Tensor:
+        return self.synthesis(self.read_latents(sections, shape)[1])

@@ -32,6 +32,7 @@ class ModelSpec:
     weights: str | None = None
     description: str = ""
     quality: int | None = None
+    lmbda: float | None = None  # the training trade-off (255^2 MSE scale) of the MSE models
 
 
 def weights_dirs() -> list[Path]:
@@ -54,7 +55,7 @@ def _specs() -> list[ModelSpec]:
         config = {"N": 128, "M": 192} if q <= 5 else {"N": 192, "M": 320}
         specs.append(ModelSpec(
             name=f"hyperprior-q{q}", arch="hyperprior", config=config, weights=f"hyperprior-q{q}.safetensors",
-            description=f"Scale hyperprior (Ballé 2018), MSE, lambda {lmbda}", quality=q,
+            description=f"Scale hyperprior (Ballé 2018), MSE, lambda {lmbda}", quality=q, lmbda=lmbda,
         ))
     specs.append(ModelSpec(name="sic", arch="sic", config=SIC_DEFAULT_CONFIG, weights="sic.safetensors",
                            description="Synonymous Image Compression, CPU-sized default (conv transforms, 17 levels)"))
