@@ -30,7 +30,7 @@ from .bitstream import SIGNATURE, parse
 from .errors import FormatError, LimitError, SicodecError
 
 FORMAT = "SIC"
-SAVE_OPTIONS = ("model", "quality", "level", "bpp", "seed")
+SAVE_OPTIONS = ("model", "quality", "level", "bpp", "seed", "refine")
 
 
 def _accept(prefix: bytes) -> bool:

