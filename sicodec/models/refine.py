@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import torch
 
 from ..entropy.ops import likelihood_bound
+from ..train.loss import bits
 
 LEARNING_RATE = 0.005
 TAU_START, TAU_DECAY = 0.5, 3.0  # softness of rounding: TAU_START * exp(-TAU_DECAY * step / steps)
@@ -32,10 +33,6 @@ def soft_round(v: torch.Tensor, tau: float, generator: torch.Generator) -> torch
     u = torch.rand(logits.shape, generator=generator, device=v.device, dtype=v.dtype).clamp(1e-10, 1 - 1e-10)
     gumbel = -torch.log(-torch.log(u))
     return floor + torch.softmax((logits + gumbel) / tau, dim=-1)[..., 1]
-
-
-def _bits(y_hat: torch.Tensor, scales: torch.Tensor, gaussian) -> torch.Tensor:
-    return -torch.log2(likelihood_bound(gaussian.likelihood(y_hat, scales))).sum()
 
 
 @contextmanager
@@ -93,6 +90,7 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, scales: torch.Tensor,
     start = y.to(device)
     best = torch.round(start)
     generator = torch.Generator(device).manual_seed(seed)
+    fast, exact = _low_precision(device), torch.autocast(device.type, enabled=False)
     with _search_mode(g_s):
         for own, context, inner, reached in _windows(*y.shape[-2:], model.tile, model.halo):
             target = x[_pixels(context, s)][_pixels(reached, s)]
@@ -105,18 +103,19 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, scales: torch.Tensor,
                 y_context[(..., *inner)] = y_own
                 with autocast:
                     x_hat = g_s(y_context)[_pixels(reached, s)]
-                return _bits(y_own, own_scales, model.gaussian) + (wgt * (x_hat.float() - target) ** 2).sum()
+                rate = bits({"y": likelihood_bound(model.gaussian.likelihood(y_own, own_scales))})
+                return rate + (wgt * (x_hat.float() - target) ** 2).sum()
 
             variable = start[(..., *own)].clone().requires_grad_(True)
             optimizer = torch.optim.Adam([variable], lr=LEARNING_RATE)
             for step in range(steps):
                 tau = TAU_START * math.exp(-TAU_DECAY * step / steps)
-                loss = objective(soft_round(variable, tau, generator), _low_precision(device))
+                loss = objective(soft_round(variable, tau, generator), fast)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
             with torch.no_grad():
-                candidate, exact = torch.round(variable), torch.autocast(device.type, enabled=False)
+                candidate = torch.round(variable)
                 if objective(candidate, exact) < objective(best[(..., *own)], exact):
                     best[(..., *own)] = candidate
     return best.cpu()

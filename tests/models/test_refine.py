@@ -8,7 +8,9 @@ from PIL import Image
 
 from sicodec import codec
 from sicodec.image import prepare
-from sicodec.models.refine import _bits, refine_latent
+from sicodec.entropy.ops import likelihood_bound
+from sicodec.models.refine import refine_latent
+from sicodec.train.loss import bits
 
 SAMPLE = "sicodec/samples/kodim23-384x256.png"
 
@@ -19,7 +21,8 @@ def objective(model, x, y_int, scales, valid=None):
     with torch.no_grad():
         x_hat = model.g_s(y_int)[..., :h, :w]
         mse = float(((x_hat - x[..., :h, :w]) ** 2).mean())
-        return float(_bits(y_int, scales, model.gaussian)) / (h * w) + model.lmbda * 255**2 * mse
+        rate = float(bits({"y": likelihood_bound(model.gaussian.likelihood(y_int, scales))}))
+        return rate / (h * w) + model.lmbda * 255**2 * mse
 
 
 def latents(model, x):
