@@ -1,13 +1,15 @@
-"""Fit a model's rate networks by likelihood alone, everything else frozen.
+"""Fit a model's rate networks by likelihood alone, or a hyperprior's g_s on rounded latents, with g_a frozen.
 
     python scripts/fit_priors.py WEIGHTS.safetensors TRAIN_DIR OUT.safetensors --val ../shared/data/kodak \
-        [--slices 1,2] [--hyper] [--steps 3000 --batch 16 --lr 1e-4]
+        [--slices 1,2] [--hyper] [--synthesis] [--steps 3000 --batch 16 --lr 1e-4]
 
 A hyperprior's h_a, h_s and z density are fitted; for SIC the slice networks named by --slices
-(numbers from 1, or "all"), and with --hyper its h_a, h_s and z density. The latents of TRAIN_DIR
-(centre crops of --crop pixels) and of --val are computed once; every --val-every steps the estimated
-bpp on --val is printed, and the weights of the best validation are written (float32, same step
-count and status as the source). See sicodec/train/priors.py for why this is the training optimum.
+(numbers from 1, or "all"), and with --hyper its h_a, h_s and z density. With --synthesis a
+hyperprior's g_s alone is fitted for MSE on round(y) instead (files keep their bytes, decoded pixels
+change). The latents of TRAIN_DIR (centre crops of --crop pixels) and of --val are computed once;
+every --val-every steps the estimated bpp (or, with --synthesis, the PSNR) on --val is printed, and
+the weights of the best validation are written (float32, same step count and status as the source).
+See sicodec/train/priors.py and synthesis.py for why these are the training optima.
 """
 
 import argparse
@@ -18,10 +20,13 @@ import torch
 from sicodec.errors import SicodecError
 from sicodec.models.weights import load_weights, save_weights
 from sicodec.train.priors import bpp_per_part, encode_latents, fit_rate_networks, fitted_parts
+from sicodec.train.synthesis import fit_synthesis, synthesis_psnr
 
 
-def parse_slices(text: str | None, hyper: bool, model) -> list[int]:
+def parse_slices(text: str | None, hyper: bool, model, synthesis: bool = False) -> list[int]:
     """0-based slice indices from "1,2,..." or "all" (SIC only)."""
+    if synthesis and model.arch != "hyperprior":
+        raise SicodecError(f"--synthesis applies to hyperprior models only (not {model.arch})")
     if model.arch == "hyperprior":
         if text is not None or hyper:
             raise SicodecError("--slices and --hyper apply to sic models only (a hyperprior's are always fitted)")
@@ -50,6 +55,7 @@ def main(argv=None):
     p.add_argument("out")
     p.add_argument("--slices", help="sic: comma-separated slice numbers (from 1), or all")
     p.add_argument("--hyper", action="store_true", help="sic: also fit h_a, h_s and the z density")
+    p.add_argument("--synthesis", action="store_true", help="hyperprior: fit g_s for MSE on round(y) instead")
     p.add_argument("--val", required=True, help="folder of validation images")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--batch", type=int, default=16)
@@ -60,14 +66,18 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         model, meta = load_weights(a.weights)
-        slices = parse_slices(a.slices, a.hyper, model)
+        slices = parse_slices(a.slices, a.hyper, model, a.synthesis)
         parts = fitted_parts(slices, a.hyper)
-        train, = encode_latents(model, a.train, size=a.crop)
-        val = encode_latents(model, a.val)
+        train, = encode_latents(model, a.train, size=a.crop, keep_images=a.synthesis)
+        val = encode_latents(model, a.val, keep_images=a.synthesis)
     except (SicodecError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
 
-    def report(step):
+    def report(step):  # the score to minimise
+        if a.synthesis:
+            psnr = synthesis_psnr(model, val)
+            print(f"step {step}: validation PSNR {psnr:.4f} dB", flush=True)
+            return -psnr
         bpp = bpp_per_part(model, val, parts)
         each = ", ".join(f"{name} {b:.5f}" for name, b in bpp.items())
         print(f"step {step}: validation bpp {sum(bpp.values()):.5f} ({each})", flush=True)
@@ -75,22 +85,26 @@ def main(argv=None):
 
     best = [report(0), copy.deepcopy(model.state_dict())]
 
-    def on_step(step, bpp):
+    def on_step(step, loss):
         if step % a.val_every == 0 or step == a.steps:
-            print(f"step {step}: training bpp {bpp:.5f}", flush=True)
+            print(f"step {step}: training {'MSE' if a.synthesis else 'bpp'} {loss:.6f}", flush=True)
             score = report(step)
             if score < best[0]:
                 best[:] = [score, copy.deepcopy(model.state_dict())]
 
     torch.manual_seed(a.seed)  # z's training noise
-    fit_rate_networks(model, train, a.steps, slices, a.hyper, a.batch, a.lr, torch.Generator().manual_seed(a.seed), on_step)
+    generator = torch.Generator().manual_seed(a.seed)
+    if a.synthesis:
+        fit_synthesis(model, train, a.steps, a.batch, a.lr, generator, on_step)
+    else:
+        fit_rate_networks(model, train, a.steps, slices, a.hyper, a.batch, a.lr, generator, on_step)
     model.load_state_dict(best[1])
     try:
         save_weights(model.eval(), a.out, half=False, trained_steps=int(meta.get("sicodec.trained_steps", 0)),
                      status=meta.get("sicodec.status"))
     except OSError as e:
         raise SystemExit(f"error: {e}") from None
-    print(f"{a.out}: best validation bpp {best[0]:.5f} of the fitted parts")
+    print(f"{a.out}: best validation " + (f"PSNR {-best[0]:.4f} dB" if a.synthesis else f"bpp {best[0]:.5f} of the fitted parts"))
 
 
 if __name__ == "__main__":

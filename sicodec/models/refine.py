@@ -51,7 +51,7 @@ def _search_mode(module: torch.nn.Module):
             p.requires_grad_(flag)
 
 
-def _low_precision(device: torch.device) -> torch.autocast:
+def low_precision(device: torch.device) -> torch.autocast:
     """bf16 autocast where the hardware has it (2.2x faster on this project's CPUs, same result)."""
     bf16 = device.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
@@ -90,7 +90,7 @@ def refine_latent(model, x: torch.Tensor, y: torch.Tensor, scales: torch.Tensor,
     start = y.to(device)
     best = torch.round(start)
     generator = torch.Generator(device).manual_seed(seed)
-    fast, exact = _low_precision(device), torch.autocast(device.type, enabled=False)
+    fast, exact = low_precision(device), torch.autocast(device.type, enabled=False)
     with _search_mode(g_s):
         for own, context, inner, reached in _windows(*y.shape[-2:], model.tile, model.halo):
             target = x[_pixels(context, s)][_pixels(reached, s)]

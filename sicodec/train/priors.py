@@ -10,6 +10,7 @@ small networks then train far faster than the whole model (scripts/fit_priors.py
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,11 +25,13 @@ from .loss import bits
 
 @dataclass
 class Latents:
-    """g_a's float latents y of a set of images (same size each) and the model's image pixels per latent
-    pixel; files carry round(y) and z = round(h_a(y)), which `rate_bits` derives."""
+    """g_a's float latents y of a set of images (same size each), the model's image pixels per latent
+    pixel and, when kept, the images themselves (uint8); files carry round(y) and z = round(h_a(y)),
+    which `rate_bits` derives."""
 
     y: torch.Tensor
     stride: int
+    x: torch.Tensor | None = None
 
     @property
     def pixels(self) -> int:
@@ -37,13 +40,14 @@ class Latents:
 
     def take(self, index) -> "Latents":
         """The images at `index` (a slice or index tensor)."""
-        return Latents(self.y[index], self.stride)
+        return Latents(self.y[index], self.stride, None if self.x is None else self.x[index])
 
 
 @torch.no_grad()
-def encode_latents(model, folder, size: int | None = None, batch: int = 8) -> list[Latents]:
+def encode_latents(model, folder, size: int | None = None, batch: int = 8, keep_images: bool = False) -> list[Latents]:
     """The latents of every image of `folder`, centre-cropped to `size` x `size` (or to a multiple of the
-    model's stride when None); one Latents per image size, in order of first appearance."""
+    model's stride when None), with the crops themselves when `keep_images`; one Latents per image size,
+    in order of first appearance."""
     m = model.stride
     groups: dict[tuple, list[torch.Tensor]] = {}
     for f in list_image_files(folder):
@@ -55,9 +59,26 @@ def encode_latents(model, folder, size: int | None = None, batch: int = 8) -> li
         top, left = (h - ch) // 2, (w - cw) // 2
         groups.setdefault((ch, cw), []).append(x[:, top:top + ch, left:left + cw])
     model.eval()
-    return [Latents(torch.cat([model.g_a(torch.stack(images[i:i + batch])).float()
-                               for i in range(0, len(images), batch)]), model.latent_stride)
-            for images in groups.values()]
+    result = []
+    for images in groups.values():
+        y = torch.cat([model.g_a(torch.stack(images[i:i + batch])).float() for i in range(0, len(images), batch)])
+        x = (torch.stack(images) * 255).round().to(torch.uint8) if keep_images else None
+        result.append(Latents(y, model.latent_stride, x))
+    return result
+
+
+@contextmanager
+def training_only(model, params: list[torch.Tensor]):
+    """Within the block only `params` get gradients; the rest of `model` is frozen."""
+    chosen = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if id(p) not in chosen and p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
 
 
 def rate_networks(model, slices=None, hyper: bool = False) -> list[nn.Module]:
@@ -112,13 +133,9 @@ def fit_rate_networks(model, train: Latents, steps: int, slices=None, hyper: boo
     and the loss counts every part they affect. `on_step(step, bpp)` is called after each step."""
     params = [p for net in rate_networks(model, slices, hyper) for p in net.parameters()]
     parts = fitted_parts(slices, hyper)
-    chosen = {id(p) for p in params}
-    frozen = [p for p in model.parameters() if id(p) not in chosen]
-    for p in frozen:
-        p.requires_grad_(False)
     optimizer = torch.optim.Adam(params, lr=lr)
     n = train.y.shape[0]
-    try:
+    with training_only(model, params):
         for step in range(1, steps + 1):
             part = train.take(torch.randint(0, n, (min(batch, n),), generator=generator))
             loss = sum(rate_bits(model, part, parts, training=True).values()) / part.pixels
@@ -127,6 +144,3 @@ def fit_rate_networks(model, train: Latents, steps: int, slices=None, hyper: boo
             optimizer.step()
             if on_step is not None:
                 on_step(step, float(loss.detach()))
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
