@@ -86,6 +86,13 @@ def list_models() -> list[dict]:
     return out
 
 
+def _to_pixels(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """A decoded 1x3xH'xW' float image -> its top-left HxWx3 uint8 pixels, as files decode. Corrupt latents
+    can overflow the synthesis to NaN, whose cast to uint8 differs between CPUs: they become 0."""
+    pixels = (x_hat[0, :, :h, :w].nan_to_num(0.0).clamp(0, 1) * 255).round().to(torch.uint8)
+    return np.ascontiguousarray(pixels.permute(1, 2, 0).numpy())
+
+
 def _to_tensor(pixels: np.ndarray, stride: int) -> torch.Tensor:
     """HxWx3 uint8 -> 1x3xH'xW' float in [0, 1], edges replicated up to a multiple of `stride`."""
     h, w = pixels.shape[:2]
@@ -224,9 +231,7 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     check_padded_pixels(w, h, s)
     with float32_defaults():
         x_hat = m.decompress_latents(f.sections, (h + -h % s, w + -w % s), **options)
-    # Corrupt latents can overflow the synthesis to NaN, whose cast to uint8 differs between CPUs: 0.
-    pixels = (x_hat[0, :, :h, :w].nan_to_num(0.0).clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    return to_pil(np.ascontiguousarray(pixels), f.header.grey, f.header.icc_profile)
+    return to_pil(_to_pixels(x_hat, h, w), f.header.grey, f.header.icc_profile)
 
 
 def decompress_samples(data: bytes, samples: int, model=None, seed: int | None = None, **options) -> list[Image.Image]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from ..codec import _to_pixels
 from ..metrics.classic import psnr
 from ..models.refine import low_precision
 from .priors import Latents, training_only
@@ -28,8 +29,8 @@ def synthesis_psnr(model, groups: list[Latents]) -> float:
     psnrs = []
     for latents in groups:
         for i in range(latents.y.shape[0]):
-            x_hat = (model.g_s(torch.round(latents.y[i:i + 1]))[0].clamp(0, 1) * 255).round().to(torch.uint8)
-            psnrs.append(psnr(x_hat.permute(1, 2, 0).numpy(), latents.x[i].permute(1, 2, 0).numpy()))
+            image = latents.x[i].permute(1, 2, 0).numpy()
+            psnrs.append(psnr(_to_pixels(model.g_s(torch.round(latents.y[i:i + 1])), *image.shape[:2]), image))
     return sum(psnrs) / len(psnrs)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from sicodec.codec import _to_tensor
+from sicodec.codec import _to_pixels, _to_tensor
 from sicodec.image import prepare
 from sicodec.metrics.classic import psnr
 from sicodec.train.priors import encode_latents
@@ -22,8 +22,7 @@ def _file_psnr(model, path):
     """The bytes a file holds for the image at `path`, and the PSNR of its decoded pixels."""
     pixels = prepare(path).pixels
     sections = model.compress_latents(_to_tensor(pixels, model.stride))
-    x_hat = model.decompress_latents(sections, pixels.shape[:2])
-    decoded = (x_hat[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    decoded = _to_pixels(model.decompress_latents(sections, pixels.shape[:2]), *pixels.shape[:2])
     return sections, psnr(decoded, pixels)
 
 
