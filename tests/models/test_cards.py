@@ -1,0 +1,48 @@
+"""The shipped weights' cards describe the shipped weights: steps and status as in the file, and Kodak
+numbers equal to the committed results they cite (a card left stale after new weights fails here)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from sicodec.models.registry import REGISTRY, WEIGHTS_DIR
+
+RESULTS = Path(__file__).resolve().parents[2] / "results" / "kodak"
+SHIPPED = [s for s in REGISTRY.values() if s.weights and (WEIGHTS_DIR / s.weights).is_file()]
+
+
+def card(spec) -> dict:
+    return json.loads((WEIGHTS_DIR / spec.weights).with_suffix(".json").read_text())
+
+
+def test_the_package_ships_a_card_for_the_default_and_three_hyperprior_rates():
+    names = {s.name for s in SHIPPED}
+    assert "sic" in names and len([n for n in names if n.startswith("hyperprior-")]) >= 3
+
+
+@pytest.mark.parametrize("spec", SHIPPED, ids=lambda s: s.name)
+def test_card_matches_the_weights_file(spec):
+    with safe_open(str(WEIGHTS_DIR / spec.weights), framework="pt") as f:
+        meta = f.metadata()
+    c = card(spec)
+    assert (c["name"], c["arch"]) == (spec.name, spec.arch) == (meta["sicodec.name"], meta["sicodec.arch"])
+    assert c["steps"] == int(meta["sicodec.trained_steps"])
+    assert c["status"] == meta["sicodec.status"]
+
+
+@pytest.mark.parametrize("spec", SHIPPED, ids=lambda s: s.name)
+def test_card_kodak_numbers_are_the_committed_results(spec):
+    kodak = card(spec)["kodak"]
+    if spec.arch == "hyperprior":
+        results = json.loads((RESULTS / "sicodec-hyperprior.json").read_text())["results"]
+        i = results["quality"].index(spec.quality)
+        for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists"):
+            assert kodak[key] == pytest.approx(results[key][i], abs=5e-5), key
+    else:
+        for mode in ("ancestral", "mean", "uniform"):
+            results = json.loads((RESULTS / f"sicodec-sic-{mode}.json").read_text())["results"]
+            assert kodak[mode]["level"] == results["level"]
+            for key in ("bpp", "psnr-rgb"):
+                assert kodak[mode][key] == pytest.approx(results[key], abs=5e-5), (mode, key)
