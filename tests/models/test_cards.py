@@ -17,7 +17,7 @@ def card(spec) -> dict:
     return json.loads((WEIGHTS_DIR / spec.weights).with_suffix(".json").read_text())
 
 
-def test_the_package_ships_a_card_for_the_default_and_three_hyperprior_rates():
+def test_the_package_ships_the_default_model_and_three_hyperprior_rates():
     names = {s.name for s in SHIPPED}
     assert "sic" in names and len([n for n in names if n.startswith("hyperprior-")]) >= 3
 
