@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+from sicodec.bench.results import load_results
 from sicodec.models.registry import REGISTRY, WEIGHTS_DIR
 
 RESULTS = Path(__file__).resolve().parents[2] / "results" / "kodak"
@@ -36,13 +37,13 @@ def test_card_matches_the_weights_file(spec):
 def test_card_kodak_numbers_are_the_committed_results(spec):
     kodak = card(spec)["kodak"]
     if spec.arch == "hyperprior":
-        results = json.loads((RESULTS / "sicodec-hyperprior.json").read_text())["results"]
+        results = load_results(RESULTS / "sicodec-hyperprior.json")["results"]
         i = results["quality"].index(spec.quality)
         for key in ("bpp", "psnr-rgb", "ms-ssim-rgb", "lpips", "dists"):
             assert kodak[key] == pytest.approx(results[key][i], abs=5e-5), key
     else:
         for mode in ("ancestral", "mean", "uniform"):
-            results = json.loads((RESULTS / f"sicodec-sic-{mode}.json").read_text())["results"]
+            results = load_results(RESULTS / f"sicodec-sic-{mode}.json")["results"]
             assert kodak[mode]["level"] == results["level"]
             for key in ("bpp", "psnr-rgb"):
                 assert kodak[mode][key] == pytest.approx(results[key], abs=5e-5), (mode, key)
