@@ -308,7 +308,8 @@ def cmd_train(a) -> None:
     lmbda = a.lmbda if a.lmbda is not None else HYPERPRIOR_LAMBDAS[spec.quality - 1] if spec and spec.quality else 0.0
     loss_options = {k: v for k, v in (("samples", a.samples), ("alpha", a.alpha), ("warmup_steps", a.warmup_steps),
                                       ("schedule", a.schedule), ("rate_tilt", a.rate_tilt), ("fill", a.fill),
-                                      ("lpips_weights", a.lpips_weights)) if v is not None}
+                                      ("lpips_weights", a.lpips_weights), ("quantization", a.quantization))
+                    if v is not None}
     ckpt = train(arch, a.data, a.out, a.steps, lmbda, config=config, batch=a.batch, crop=a.crop, lr=a.lr,
                  checkpoint_every=a.checkpoint_every, log_every=a.log_every, bf16=a.bf16, seed=a.seed,
                  resume=not a.no_resume, loss_options=loss_options, init=a.init, init_partial=a.init_partial,
@@ -465,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checkpoint-every", type=int, default=200)
     q.add_argument("--log-every", type=int, default=20)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--quantization", choices=("noise", "mixed"),
+                   help="hyperprior: the proxy for rounding in training; mixed = noise for the rates, rounded "
+                        "latents (straight-through) for h_s and g_s (default noise)")
     q.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")
     q.add_argument("--tensorboard", action="store_true", help="also log to OUT/tensorboard (needs tensorboard)")
     g = q.add_argument_group("SIC (SVI loss)")

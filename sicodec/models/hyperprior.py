@@ -12,7 +12,7 @@ from torch import nn
 from ..entropy.exact import Derived, ExactSequential, to_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
-from ..entropy.ops import likelihood_bound
+from ..entropy.ops import likelihood_bound, round_straight_through
 from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
 from .refine import refine_latent
@@ -40,13 +40,19 @@ class ScaleHyperprior(LatentCodecModel):
         self.gaussian = GaussianConditional()
         self._exact_h_s = Derived(lambda: ExactSequential(self.h_s))
 
-    def forward(self, x: torch.Tensor) -> dict:
-        """Training pass: reconstruction and the likelihoods of y and z."""
+    def forward(self, x: torch.Tensor, quantization: str = "noise") -> dict:
+        """Training pass: reconstruction and the likelihoods of y and z.
+
+        "noise": y and z plus uniform noise everywhere (Ballé et al.). "mixed" (Minnen and Singh, ICIP
+        2020): the rates still see noise, but h_s and g_s read round(z) and round(y), as a decoder does,
+        with straight-through gradients. Outside training both round."""
         # Entropy models run in float32 even under bf16 autocast.
         y = self.g_a(x).float()
-        z_hat, z_lik = self.entropy_z(self.side_latent(y))
-        y_hat, y_lik = self.gaussian(y, self.hyper_params(z_hat))
-        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
+        z = self.side_latent(y)
+        z_hat, z_lik = self.entropy_z(z)
+        mixed = quantization == "mixed" and self.training
+        y_hat, y_lik = self.gaussian(y, self.hyper_params(round_straight_through(z) if mixed else z_hat))
+        return {"x_hat": self.g_s(round_straight_through(y) if mixed else y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def side_latent(self, y: torch.Tensor) -> torch.Tensor:
         """z = h_a(|y|), unrounded (float32)."""

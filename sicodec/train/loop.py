@@ -83,11 +83,16 @@ def make_loss(model, lmbda: float, options: dict):
     if not model.progressive:
         if not lmbda or lmbda <= 0:
             raise SicodecError(f"training {model.arch} needs a positive lambda (--lambda), the rate-distortion trade-off")
-        return RateDistortionLoss(lmbda)
+        unknown = sorted(set(options) - {"quantization"})
+        if unknown:
+            raise SicodecError(f"{model.arch} has no training option {unknown[0]} (it is for SIC's SVI loss)")
+        return RateDistortionLoss(lmbda, **options)
     from ..metrics.lpips import LPIPS
     from .svi import SVILoss
 
     options = dict(options)
+    if "quantization" in options:
+        raise SicodecError(f"--quantization is for the rate-distortion models, not for {model.arch}")
     weights = options.pop("lpips_weights", None)
     loss = SVILoss(model.slices, **options)  # its options are checked before the LPIPS network is loaded
     if weights is not False:

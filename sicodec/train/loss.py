@@ -6,6 +6,8 @@ import math
 
 import torch
 
+from ..errors import SicodecError
+
 
 def bits(likelihoods: dict) -> torch.Tensor:
     """Total information content, in bits, of all latents in `likelihoods`."""
@@ -13,13 +15,18 @@ def bits(likelihoods: dict) -> torch.Tensor:
 
 
 class RateDistortionLoss:
-    """lambda * 255^2 * MSE + bits per pixel (the usual ladder: lambda = 0.0018 ... 0.18)."""
+    """lambda * 255^2 * MSE + bits per pixel (the usual ladder: lambda = 0.0018 ... 0.18). `quantization`
+    is the training proxy for rounding, "noise" or "mixed" (see `ScaleHyperprior.forward`)."""
 
-    def __init__(self, lmbda: float):
-        self.lmbda = lmbda
+    QUANTIZATIONS = ("noise", "mixed")
+
+    def __init__(self, lmbda: float, quantization: str = "noise"):
+        if quantization not in self.QUANTIZATIONS:
+            raise SicodecError(f"quantization must be one of {', '.join(self.QUANTIZATIONS)}, not {quantization!r}")
+        self.lmbda, self.quantization = lmbda, quantization
 
     def __call__(self, model, x: torch.Tensor, step: int = 0) -> dict:
-        out = model(x)
+        out = model(x, quantization=self.quantization)
         n, _, h, w = x.shape
         bpp = bits(out["likelihoods"]) / (n * h * w)
         mse = torch.mean((out["x_hat"].float() - x) ** 2)

@@ -49,8 +49,17 @@ def test_registered_name_gives_configuration_and_lambda(capsys, folder, tmp_path
     assert state["config"] == {"N": 128, "M": 192} and state["lmbda"] == 0.0035
 
 
+def test_mixed_quantization_is_recorded_in_the_recipe(capsys, folder, tmp_path):
+    code, _, err = _run(capsys, "train", "hyperprior", folder, tmp_path / "run", "--steps", 1, "--lambda", 0.01,
+                        *TINY, "--quantization", "mixed")
+    assert code == 0, err
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    assert state["recipe"]["loss_options"] == {"quantization": "mixed"}
+
+
 @pytest.mark.parametrize("args, message", [
     (["--steps", "1"], "needs a positive lambda"),
+    (["--steps", "1", "--lambda", "0.01", "--samples", "2"], "hyperprior has no training option samples"),
     (["--steps", "0", "--lambda", "0.01"], "must be positive"),
     (["--lambda", "0.01", "--config", "[1"], "--config must be a JSON object"),
     (["--lambda", "0.01", "--crop", "50"], "multiple of 64"),
@@ -67,6 +76,13 @@ def test_a_rate_tilt_that_is_not_positive_is_a_one_line_error(capsys, folder, tm
                         "--batch", 1, "--crop", 64, "--rate-tilt", tilt)
     assert code == 1 and "rate tilt" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_quantization_is_refused_for_sic(capsys, folder, tmp_path):
+    code, _, err = _run(capsys, "train", "sic", folder, tmp_path / "run", "--config",
+                        '{"M": 16, "slices": 2, "N": 8, "hyper": 8, "param_hidden": 8}', "--steps", 1,
+                        "--batch", 1, "--crop", 64, "--quantization", "mixed")
+    assert code == 1 and "not for sic" in err.lower() and len(err.strip().splitlines()) == 1
 
 
 def test_unreadable_or_empty_data_folder(capsys, folder, tmp_path):
