@@ -52,7 +52,9 @@ class ScaleHyperprior(LatentCodecModel):
         z_hat, z_lik = self.entropy_z(z)
         mixed = quantization == "mixed" and self.training
         y_hat, y_lik = self.gaussian(y, self.hyper_params(round_straight_through(z) if mixed else z_hat))
-        return {"x_hat": self.g_s(round_straight_through(y) if mixed else y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
+        if mixed:
+            y_hat = round_straight_through(y)
+        return {"x_hat": self.g_s(y_hat), "likelihoods": {"y": y_lik, "z": z_lik}}
 
     def side_latent(self, y: torch.Tensor) -> torch.Tensor:
         """z = h_a(|y|), unrounded (float32)."""
