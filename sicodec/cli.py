@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import SicodecError
 from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
+from .train.loss import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 3
@@ -466,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checkpoint-every", type=int, default=200)
     q.add_argument("--log-every", type=int, default=20)
     q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--quantization", choices=("noise", "mixed"),
+    q.add_argument("--quantization", choices=QUANTIZATIONS,
                    help="hyperprior: the proxy for rounding in training; mixed = noise for the rates, rounded "
                         "latents (straight-through) for h_s and g_s (default noise)")
     q.add_argument("--no-resume", action="store_true", help="start afresh even if OUT holds a checkpoint")

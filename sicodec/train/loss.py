@@ -8,6 +8,8 @@ import torch
 
 from ..errors import SicodecError
 
+QUANTIZATIONS = ("noise", "mixed")  # the hyperprior's training proxies for rounding (ScaleHyperprior.forward)
+
 
 def bits(likelihoods: dict) -> torch.Tensor:
     """Total information content, in bits, of all latents in `likelihoods`."""
@@ -18,11 +20,9 @@ class RateDistortionLoss:
     """lambda * 255^2 * MSE + bits per pixel (the usual ladder: lambda = 0.0018 ... 0.18). `quantization`
     is the training proxy for rounding, "noise" or "mixed" (see `ScaleHyperprior.forward`)."""
 
-    QUANTIZATIONS = ("noise", "mixed")
-
     def __init__(self, lmbda: float, quantization: str = "noise"):
-        if quantization not in self.QUANTIZATIONS:
-            raise SicodecError(f"quantization must be one of {', '.join(self.QUANTIZATIONS)}, not {quantization!r}")
+        if quantization not in QUANTIZATIONS:
+            raise SicodecError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
         self.lmbda, self.quantization = lmbda, quantization
 
     def __call__(self, model, x: torch.Tensor, step: int = 0) -> dict:
