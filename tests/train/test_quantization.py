@@ -49,3 +49,5 @@ def test_outside_training_both_proxies_round():
 def test_an_unknown_quantization_is_a_clear_error():
     with pytest.raises(SicodecError, match="quantization must be one of noise, mixed"):
         RateDistortionLoss(0.01, quantization="round")
+    with pytest.raises(SicodecError, match="quantization must be one of noise, mixed, not 'round'"):
+        make_tiny_model()(torch.rand(1, 3, 64, 64), quantization="round")
