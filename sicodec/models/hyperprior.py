@@ -13,8 +13,7 @@ from ..entropy.exact import Derived, ExactSequential, to_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
 from ..entropy.ops import likelihood_bound, round_straight_through
-from ..errors import SicodecError
-from ..train.loss import QUANTIZATIONS
+from ..train.loss import check_quantization
 from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
 from .refine import refine_latent
@@ -48,8 +47,7 @@ class ScaleHyperprior(LatentCodecModel):
         "noise": y and z plus uniform noise everywhere (Ballé et al.). "mixed" (Minnen and Singh, ICIP
         2020): the rates still see noise, but h_s and g_s read round(z) and round(y), as a decoder does,
         with straight-through gradients. Outside training both round."""
-        if quantization not in QUANTIZATIONS:
-            raise SicodecError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
+        check_quantization(quantization)
         # Entropy models run in float32 even under bf16 autocast.
         y = self.g_a(x).float()
         z = self.side_latent(y)

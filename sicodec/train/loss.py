@@ -11,6 +11,12 @@ from ..errors import SicodecError
 QUANTIZATIONS = ("noise", "mixed")  # the hyperprior's training proxies for rounding (ScaleHyperprior.forward)
 
 
+def check_quantization(quantization: str) -> None:
+    """Raise a clear error unless `quantization` is one of QUANTIZATIONS."""
+    if quantization not in QUANTIZATIONS:
+        raise SicodecError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
+
+
 def bits(likelihoods: dict) -> torch.Tensor:
     """Total information content, in bits, of all latents in `likelihoods`."""
     return sum(-torch.log(lik.float()).sum() for lik in likelihoods.values()) / math.log(2)
@@ -21,8 +27,7 @@ class RateDistortionLoss:
     is the training proxy for rounding, "noise" or "mixed" (see `ScaleHyperprior.forward`)."""
 
     def __init__(self, lmbda: float, quantization: str = "noise"):
-        if quantization not in QUANTIZATIONS:
-            raise SicodecError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
+        check_quantization(quantization)
         self.lmbda, self.quantization = lmbda, quantization
 
     def __call__(self, model, x: torch.Tensor, step: int = 0) -> dict:
