@@ -55,6 +55,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_the_run_resumes_bit_f
                                                                                         signum):
     straight = torch.load(_train(folder, tmp_path / "a", 6), weights_only=False)
     calls = []
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # SIG_IGN under nohup
 
     def read_and_signal(self, i, read=ImageFolder.__getitem__):
         calls.append(i)
@@ -66,7 +67,7 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_the_run_resumes_bit_f
         m.setattr(ImageFolder, "__getitem__", read_and_signal)
         with pytest.raises(TrainingInterrupted, match="after step 3"):
             _train(folder, tmp_path / "b", 6)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # handlers given back
     assert torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["step"] == 3  # not a multiple of 2
     resumed = torch.load(_train(folder, tmp_path / "b", 6), weights_only=False)
     for k, v in straight["model"].items():
