@@ -19,7 +19,7 @@ from sicodec.codec import _to_tensor
 from sicodec.entropy import coding
 from sicodec.entropy.exact import ACT_BITS
 from sicodec.entropy.gaussian import coding_params, gaussian_tables
-from sicodec.train.loss import bits
+from sicodec.entropy.ops import bits
 
 
 def coder_throughput(n: int = 2_000_000) -> dict:

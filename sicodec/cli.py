@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import SicodecError
 from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
-from .train.loss import QUANTIZATIONS
+from .models.hyperprior import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 3

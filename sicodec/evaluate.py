@@ -23,11 +23,11 @@ from .bitstream import parse
 from .bench import fidkid
 from .bench.run import check_metric_weights, environment, list_images, metric_keys, quality_metrics, run_jobs
 from .bench.results import make_results
+from .entropy.ops import bits
 from .errors import SicodecError
 from .image import prepare
 from .models.registry import REGISTRY
 from .models.sic import DEFAULT_FILL_MODE
-from .train.loss import bits
 
 
 def model_names(name: str) -> list[str]:

@@ -8,7 +8,7 @@ from PIL import Image
 import sicodec
 from sicodec.codec import _to_tensor, find_weights
 from sicodec.models.registry import REGISTRY
-from sicodec.train.loss import bits
+from sicodec.entropy.ops import bits
 from conftest import kodak
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 LIKELIHOOD_MIN = 1e-9
@@ -41,3 +43,8 @@ def quantize(x: torch.Tensor, training: bool) -> torch.Tensor:
 def round_straight_through(x: torch.Tensor) -> torch.Tensor:
     """round(x) forward, identity backward: what a decoder sees, with gradients for the encoder."""
     return x + (torch.round(x) - x).detach()
+
+
+def bits(likelihoods: dict) -> torch.Tensor:
+    """Total information content, in bits, of all latents in `likelihoods` (a dict of tensors)."""
+    return sum(-torch.log(lik.float()).sum() for lik in likelihoods.values()) / math.log(2)

@@ -13,10 +13,18 @@ from ..entropy.exact import Derived, ExactSequential, to_fixed
 from ..entropy.factorized import FactorizedDensity
 from ..entropy.gaussian import GaussianConditional, coding_params, gaussian_tables
 from ..entropy.ops import likelihood_bound, round_straight_through
-from ..train.loss import check_quantization
+from ..errors import SicodecError
 from .base import LatentCodecModel
 from .layers import GDN, conv, deconv
 from .refine import refine_latent
+
+QUANTIZATIONS = ("noise", "mixed")  # the training proxies for rounding (ScaleHyperprior.forward)
+
+
+def check_quantization(quantization: str) -> None:
+    """Raise a clear error unless `quantization` is one of QUANTIZATIONS."""
+    if quantization not in QUANTIZATIONS:
+        raise SicodecError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
 
 
 class ScaleHyperprior(LatentCodecModel):

@@ -18,8 +18,7 @@ from contextlib import contextmanager
 
 import torch
 
-from ..entropy.ops import likelihood_bound
-from ..train.loss import bits
+from ..entropy.ops import bits, likelihood_bound
 
 LEARNING_RATE = 0.005
 TAU_START, TAU_DECAY = 0.5, 3.0  # softness of rounding: TAU_START * exp(-TAU_DECAY * step / steps)

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..errors import SicodecError
-
-QUANTIZATIONS = ("noise", "mixed")  # the hyperprior's training proxies for rounding (ScaleHyperprior.forward)
-
-
-def check_quantization(quantization: str) -> None:
-    """Raise a clear error unless `quantization` is one of QUANTIZATIONS."""
-    if quantization not in QUANTIZATIONS:
-        raise SicodecError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, not {quantization!r}")
-
-
-def bits(likelihoods: dict) -> torch.Tensor:
-    """Total information content, in bits, of all latents in `likelihoods`."""
-    return sum(-torch.log(lik.float()).sum() for lik in likelihoods.values()) / math.log(2)
+from ..entropy.ops import bits
+from ..models.hyperprior import check_quantization
 
 
 class RateDistortionLoss:

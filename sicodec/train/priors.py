@@ -17,10 +17,9 @@ import torch
 from torch import nn
 
 from ..codec import _to_tensor
-from ..entropy.ops import likelihood_bound, quantize, round_straight_through
+from ..entropy.ops import bits, likelihood_bound, quantize, round_straight_through
 from ..errors import SicodecError
 from ..image import list_image_files, prepare
-from .loss import bits
 
 
 @dataclass

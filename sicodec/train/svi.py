@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..entropy.ops import bits
 from ..errors import SicodecError
-from .loss import bits, mse_from_psnr
+from .loss import mse_from_psnr
 
 
 TRAINING_FILLS = ("uniform", "gaussian", "ancestral")  # "uniform" is the paper's

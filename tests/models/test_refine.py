@@ -10,7 +10,7 @@ from sicodec import codec
 from sicodec.image import prepare
 from sicodec.entropy.ops import likelihood_bound
 from sicodec.models.refine import refine_latent
-from sicodec.train.loss import bits
+from sicodec.entropy.ops import bits
 
 SAMPLE = "sicodec/samples/kodim23-384x256.png"
 

@@ -118,7 +118,7 @@ def test_bad_options_are_clear_errors(tiny_sic, full):
 
 def test_paper_configuration_builds_trains_a_step_and_round_trips():
     from sicodec.models.registry import SIC_PAPER_CONFIG, build_model
-    from sicodec.train.loss import bits
+    from sicodec.entropy.ops import bits
 
     torch.manual_seed(0)
     m = build_model("sic", **SIC_PAPER_CONFIG)
