@@ -8,9 +8,8 @@ from PIL import Image
 
 from sicodec import codec
 from sicodec.image import prepare
-from sicodec.entropy.ops import likelihood_bound
+from sicodec.entropy.ops import bits, likelihood_bound
 from sicodec.models.refine import refine_latent
-from sicodec.entropy.ops import bits
 
 SAMPLE = "sicodec/samples/kodim23-384x256.png"
 
