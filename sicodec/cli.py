@@ -316,7 +316,7 @@ def cmd_train(a) -> None:
                  resume=not a.no_resume, loss_options=loss_options, init=a.init, init_partial=a.init_partial,
                  compile=a.compile, channels_last=a.channels_last, val=a.val, val_every=a.val_every,
                  val_images=a.val_images, val_metrics=tuple(a.val_metrics.split(",")), progress=True,
-                 tensorboard=a.tensorboard)
+                 tensorboard=a.tensorboard, ema=a.ema)
     print(f"{ckpt}: written")
 
 
@@ -467,6 +467,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--checkpoint-every", type=int, default=200)
     q.add_argument("--log-every", type=int, default=20)
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--ema", type=float, metavar="DECAY",
+                   help="also keep an exponential moving average of the weights (e.g. 0.999); validation, the "
+                        "best checkpoint and export use it")
     q.add_argument("--quantization", choices=QUANTIZATIONS,
                    help="hyperprior: the proxy for rounding in training; mixed = noise for the rates, rounded "
                         "latents (straight-through) for h_s and g_s (default noise)")

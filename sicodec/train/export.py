@@ -17,6 +17,8 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | N
                       eval_metrics=("psnr", "ms-ssim", "lpips", "dists"), force: bool = True) -> Path:
     """Write OUT_DIR/NAME.safetensors and OUT_DIR/NAME.json (OUT_DIR: the package's weights folder).
 
+    A checkpoint of a run with a moving average of its weights (`--ema`) exports that average.
+
     With `eval_folder`, the exported weights (as shipped, e.g. float16) are evaluated there on real
     files and the averages go into the card.
     """
@@ -26,7 +28,7 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | N
     out_dir = Path(out_dir) if out_dir else WEIGHTS_DIR
     out = check_output(out_dir / f"{name}.safetensors", force)
     model = build_model(state["arch"], **state["config"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state["ema"]["weights"] if "ema" in state else state["model"])
     model.name = name
     steps = state.get("recipe", {}).get("init_steps", 0) + state["step"]  # the --init weights' steps count
     save_weights(model, out, half=half, trained_steps=steps, status=status)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import SicodecError
 from ..models.registry import build_model
@@ -229,6 +230,7 @@ def train(
     val_metrics: tuple[str, ...] = ("psnr", "ms-ssim", "lpips"),
     progress: bool = False,
     tensorboard: bool = False,
+    ema: float | None = None,
 ) -> Path:
     """Train `arch` for `steps` optimiser steps in folder `out`; returns the checkpoint path.
 
@@ -236,11 +238,15 @@ def train(
     samples, alpha, warmup_steps, schedule, lpips_weights; lambda is not used). With `val`, the
     model is validated every `val_every` steps on real files of that folder and `out/best.pt`
     keeps the checkpoint with the lowest validation objective. `init` starts a new run from trained
-    weights (see `warm_start`; `init_partial` allows another architecture).
+    weights (see `warm_start`; `init_partial` allows another architecture). With `ema` (a decay such as
+    0.999), an exponential moving average of the weights is kept beside them: it is what validation
+    measures, the best checkpoint is chosen by and export writes, as it is less noisy than the last step.
     """
     options = dict(locals())
     if steps < 1 or batch < 1 or lr <= 0 or checkpoint_every < 1 or log_every < 1 or val_every < 1:
         raise SicodecError("steps, batch, checkpoint and log intervals must be positive, and so must the learning rate")
+    if ema is not None and not 0 < ema < 1:
+        raise SicodecError(f"the moving average's decay must lie between 0 and 1 (e.g. 0.999), not {ema}")
     world = _World()
     try:
         ckpt = _train(world, **options)
@@ -252,7 +258,7 @@ def train(
 
 def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, checkpoint_every, log_every, bf16,
            seed, resume, loss_options, init, init_partial, compile, channels_last, val, val_every, val_images,
-           val_metrics, progress, tensorboard) -> Path:
+           val_metrics, progress, tensorboard, ema) -> Path:
     out_dir, loss_options = Path(out), loss_options or {}
     dataset = ImageFolder(data, crop=crop)
     validator = Validator(val, val_images, val_metrics) if val else None
@@ -294,8 +300,8 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
     loss_fn = make_loss(model, lmbda, loss_options)
     if getattr(loss_fn, "lpips", None) is not None:
         loss_fn.lpips.to(world.device)
-    stage = {"lr": lr, "batch": batch, "crop": crop}
-    if not stages or {k: stages[-1][k] for k in stage} != stage:  # a resume that changes one starts a stage
+    stage = {"lr": lr, "batch": batch, "crop": crop, "ema": ema}
+    if not stages or {k: stages[-1].get(k) for k in stage} != stage:  # a resume that changes one starts a stage
         stages = stages + [{"from_step": step, **stage}]
     recipe = {"data": str(data), "data_images": len(dataset), "batch": batch, "processes": world.size, "crop": crop,
               "lr": lr, "bf16": bf16, "compile": compile, "channels_last": channels_last, "seed": seed, **started,
@@ -304,6 +310,12 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
     model.train()
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    averaged = None
+    if ema:
+        averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema))
+        if state is not None and "ema" in state:  # a run that had no average starts one from its weights now
+            averaged.module.load_state_dict(state["ema"]["weights"])
+            averaged.n_averaged.fill_(state["ema"]["updates"])
     if compile:
         for part in model.compiled_parts:
             getattr(model, part).compile()
@@ -323,6 +335,9 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         state = dict(arch=arch, config=model.config, model=weights, optimizer=opt.state_dict(), step=step,
                      rng=world.gather(_rng_state()), lmbda=lmbda, recipe=recipe, best_score=best_score)
+        if averaged is not None:
+            state["ema"] = {"decay": ema, "updates": int(averaged.n_averaged),
+                            "weights": {k: v.detach().cpu() for k, v in averaged.module.state_dict().items()}}
         if world.size > 1:  # the processes must still hold the same weights
             checksums = world.gather(_checksum(weights))
             if len(set(checksums)) > 1:
@@ -352,6 +367,8 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
                 world.average_gradients(params)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             step += 1
             if world.main and step % log_every == 0:
                 rate = (step - n0) / (time.time() - t0)
@@ -369,7 +386,7 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
             validating = validator is not None and (step % val_every == 0 or step == steps)
             if validating:
                 if world.main:
-                    score = validator.run(model, loss_fn, step, out_dir, board)
+                    score = validator.run(averaged.module if averaged else model, loss_fn, step, out_dir, board)
                     improved = score < best_score
                     best_score = min(best_score, score)
                 world.barrier()
