@@ -107,8 +107,9 @@ def _torchrun(*args):
 
 
 def test_torchrun_two_processes_on_gloo(folder, tmp_path):
-    """Two CPU processes average their gradients: replicas stay identical and a resumed run continues bit for bit."""
-    common = ["--lambda", 0.01, *TINY]
+    """Two CPU processes average their gradients: replicas stay identical and a resumed run continues bit for bit,
+    moving average included."""
+    common = ["--lambda", 0.01, *TINY, "--ema", 0.9]
     straight = _torchrun("train", "hyperprior", folder, tmp_path / "a", "--steps", 4, *common)
     assert straight.returncode == 0, straight.stderr[-2000:]
     half = _torchrun("train", "hyperprior", folder, tmp_path / "b", "--steps", 2, *common)
@@ -121,6 +122,9 @@ def test_torchrun_two_processes_on_gloo(folder, tmp_path):
     assert len(set(a["replica_checksums"])) == 1
     for k, v in a["model"].items():
         assert torch.equal(v, b["model"][k]), k
+    assert a["ema"]["updates"] == b["ema"]["updates"] == 4
+    for k, v in a["ema"]["weights"].items():
+        assert torch.equal(v, b["ema"]["weights"][k]), k
     # each process drew its own crops: the run differs from one process with the same seed and batch
     from sicodec.train.loop import train
 
