@@ -72,6 +72,10 @@ def _set_rng_state(s: dict) -> None:
     random.setstate(s["python"])
 
 
+def _cpu_weights(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
 def _checksum(weights: dict) -> str:
     h = hashlib.sha256()
     for k in sorted(weights):
@@ -332,12 +336,11 @@ def _train(world, *, arch, data, out, steps, lmbda, config, batch, crop, lr, che
         bar = _progress(steps, step, progress)
 
     def checkpoint_state() -> dict:
-        weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        weights = _cpu_weights(model)
         state = dict(arch=arch, config=model.config, model=weights, optimizer=opt.state_dict(), step=step,
                      rng=world.gather(_rng_state()), lmbda=lmbda, recipe=recipe, best_score=best_score)
         if averaged is not None:
-            state["ema"] = {"decay": ema, "updates": int(averaged.n_averaged),
-                            "weights": {k: v.detach().cpu() for k, v in averaged.module.state_dict().items()}}
+            state["ema"] = {"decay": ema, "updates": int(averaged.n_averaged), "weights": _cpu_weights(averaged.module)}
         if world.size > 1:  # the processes must still hold the same weights
             checksums = world.gather(_checksum(weights))
             if len(set(checksums)) > 1:

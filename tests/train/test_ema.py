@@ -53,6 +53,14 @@ def test_validation_and_export_use_the_average(folder, tmp_path, monkeypatch):
         assert torch.equal(exported[k], v), k
 
 
+def test_resuming_with_and_without_the_average_starts_and_drops_it(folder, tmp_path):
+    _train(folder, tmp_path / "run", 2)
+    started = _train(folder, tmp_path / "run", 4, ema=0.5)
+    assert started["ema"]["updates"] == 2
+    assert [s["ema"] for s in started["recipe"]["stages"]] == [None, 0.5]
+    assert "ema" not in _train(folder, tmp_path / "run", 5)
+
+
 @pytest.mark.parametrize("decay", ["0", "1", "1.5", "-0.1", "nan"])
 def test_a_decay_outside_0_1_is_a_one_line_error(capsys, folder, tmp_path, decay):
     code = main(["train", "hyperprior", str(folder), str(tmp_path / "run"), "--steps", "1", "--lambda", "0.01",
