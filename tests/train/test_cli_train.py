@@ -178,3 +178,24 @@ def test_init_partial_loads_the_matching_tensors_of_another_architecture(capsys,
     code, _, err = _run(capsys, "train", "sic", folder, tmp_path / "other", "--config", unrelated, *common,
                         "--init-partial")
     assert code != 0 and "no tensor matches" in err
+
+
+def test_timed_round_stops_on_time_and_slims_two_snapshots(capsys, folder, tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "timed_round.sh")
+    out = tmp_path / "out"
+    env = {**os.environ, "PY": sys.executable}
+    subprocess.run(["bash", script, "10", tmp_path / "run", out, "hyperprior", folder, "--lambda", "0.01", *TINY,
+                    "--ema", "0.9", "--steps", "1000000"], check=True, env=env, timeout=120)
+    states = {}
+    for name in ("final", "mid"):
+        parts = sorted(out.glob(f"{name}.pt.part*"))
+        assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+        (tmp_path / f"{name}.pt").write_bytes(b"".join(p.read_bytes() for p in parts))
+        states[name] = torch.load(tmp_path / f"{name}.pt", weights_only=False)
+    final, mid = states["final"], states["mid"]
+    assert 0 < mid["step"] < final["step"] < 1000000 and "optimizer" not in final
+    assert "ema" in final and "ema" not in mid
+    assert all(v.dtype == torch.float16 for v in final["model"].values() if v.is_floating_point())
+    code, _, err = _run(capsys, "export", tmp_path / "final.pt", "hyperprior-tiny", "-o", tmp_path)
+    assert code == 0, err
+    assert sicodec.load_model(tmp_path / "hyperprior-tiny.safetensors").trained_steps == final["step"]
