@@ -24,7 +24,7 @@ train() {  # $1: seconds, the rest: the train arguments
 ( sleep $((SECONDS_BUDGET / 2)); before=$(stat -c %Y "$RUN/checkpoint.pt" 2>/dev/null || echo 0)
   while sleep 1; do
     now=$(stat -c %Y "$RUN/checkpoint.pt" 2>/dev/null || echo 0)
-    if [ "$now" != "$before" ]; then sleep 3; cp "$RUN/checkpoint.pt" "$RUN/mid.pt"; break; fi
+    if [ "$now" != "$before" ]; then cp "$RUN/checkpoint.pt" "$RUN/mid.pt"; break; fi  # written by rename: whole
   done ) &
 WATCH=$!
 args=("$@")
@@ -42,9 +42,10 @@ for pair in checkpoint.pt:final mid.pt:mid; do
   [ -f "$src" ] || continue
   "$PY" - "$src" "$RUN/$name.slim.pt" "$name" <<'PYEOF' >> "$OUT/logs/slim.txt" 2>&1 && split -b 15M -d "$RUN/$name.slim.pt" "$OUT/$name.pt.part"
 import sys
-import torch
+from pathlib import Path
+from sicodec.train.loop import load_checkpoint, save_checkpoint
 src, dst, name = sys.argv[1:]
-state = torch.load(src, map_location="cpu", weights_only=False)
+state = load_checkpoint(Path(src))
 half = lambda weights: {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
 slim = {k: state[k] for k in ("arch", "config", "step", "lmbda", "recipe", "best_score") if k in state}
 if name == "mid":  # the average alone, as the model
@@ -53,7 +54,7 @@ else:
     slim["model"] = half(state["model"])
     if "ema" in state:
         slim["ema"] = {**state["ema"], "weights": half(state["ema"]["weights"])}
-torch.save(slim, dst)
+save_checkpoint(Path(dst), **slim)
 print(dst, "step", state["step"])
 PYEOF
 done
