@@ -47,3 +47,17 @@ def test_card_kodak_numbers_are_the_committed_results(spec):
             assert kodak[mode]["level"] == results["level"]
             for key in ("bpp", "psnr-rgb"):
                 assert kodak[mode][key] == pytest.approx(results[key], abs=5e-5), (mode, key)
+
+
+@pytest.mark.parametrize("spec", [s for s in SHIPPED if s.arch == "hyperprior"], ids=lambda s: s.name)
+def test_card_rounds_chain_up_to_the_shipped_steps(spec):
+    """Each training round starts from the weights the round before shipped, and the last one's are in the file."""
+    c = card(spec)
+    rounds = c["rounds"]
+    assert len({r["round"] for r in rounds}) == len(rounds)
+    trained = [r for r in rounds if "init_steps" in r]
+    for before, after in zip(trained, trained[1:]):
+        assert after["init_steps"] == before["init_steps"] + before.get("best_step", before["steps"]), after["round"]
+    assert c["steps"] == trained[-1]["init_steps"] + trained[-1]["best_step"]
+    for r in rounds:
+        assert {"bpp", "psnr-rgb"} <= r["kodak_before"].keys(), r["round"]
