@@ -33,7 +33,8 @@ def main():
     if a.compile:
         for part in a.compile.split(","):
             getattr(model, part).compile()
-    loss_fn = make_loss(model, 0.013, {"lpips_weights": False if a.no_lpips else a.lpips})
+    options = {"lpips_weights": False if a.no_lpips else a.lpips} if model.progressive else {}  # SVI only
+    loss_fn = make_loss(model, 0.013, options)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     x = torch.rand(a.batch, 3, a.crop, a.crop)
     times = []
