@@ -68,6 +68,8 @@ def cmd_compress(a) -> None:
         model = _load(a)
         _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
         return
+    if not Path(a.input).is_file():  # before the model is loaded, so its notes do not precede the error
+        raise SicodecError(f"{a.input}: no such file")
     out = check_output(a.output, a.force, inputs=[a.input])
     _compress_one(a, _load(a), Path(a.input), out)
 
@@ -214,10 +216,10 @@ def cmd_roundtrip(a) -> None:
     from .image import prepare
     from .metrics import psnr
 
-    model = _load(a)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the image first: a bad one is the only message
         warnings.simplefilter("ignore")
         ref = prepare(a.input)
+    model = _load(a)
     t0 = time.perf_counter()
     data = compress(a.input, model=model, refine=a.refine)
     t1 = time.perf_counter()

@@ -65,6 +65,13 @@ def test_errors_are_one_line_and_non_zero(capsys, tmp_path, image, args, monkeyp
     assert all(line.startswith("sicodec: ") for line in err.splitlines())
 
 
+@pytest.mark.parametrize("args", [["compress", "missing.png", "x.sic"], ["roundtrip", "missing.png"]])
+def test_a_missing_input_is_the_only_message(capsys, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, *args, "--model", "hyperprior")  # a preliminary model: it has a note
+    assert code == 1 and out == "" and err == "sicodec: error: missing.png: no such file\n"
+
+
 def test_wrong_weights_give_a_clear_refusal(capsys, tmp_path, image, tiny_weights):
     sic = tmp_path / "a.sic"
     _run(capsys, "compress", image, sic, "--model", tiny_weights)
