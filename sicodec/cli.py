@@ -59,7 +59,7 @@ def _check_device(a) -> None:
 
 def cmd_compress(a) -> None:
     from .fileio import check_output
-    from .image import list_image_files
+    from .image import list_image_files, open_image
 
     _check_device(a)
 
@@ -68,20 +68,21 @@ def cmd_compress(a) -> None:
         model = _load(a)
         _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
         return
-    if not Path(a.input).is_file():  # before the model is loaded, so its notes do not precede the error
-        raise SicodecError(f"{a.input}: no such file")
+    image = open_image(a.input)  # the image first: a bad one is the only message, before the model's notes
     out = check_output(a.output, a.force, inputs=[a.input])
-    _compress_one(a, _load(a), Path(a.input), out)
+    _compress_one(a, _load(a), Path(a.input), out, image)
 
 
-def _compress_one(a, model, src: Path, out: Path) -> None:
+def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
+    """Compress SRC (or IMAGE, SRC already opened) into OUT."""
     from .bitstream import parse
     from .codec import compress
     from .fileio import check_output, write_bytes_atomic
 
     check_output(out, a.force, inputs=[src])
     t = time.perf_counter()
-    data = compress(src, model=model, level=a.level, bpp=a.bpp, seed=a.seed, device=a.device, refine=a.refine)
+    data = compress(src if image is None else image, model=model, level=a.level, bpp=a.bpp, seed=a.seed,
+                    device=a.device, refine=a.refine)
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
