@@ -214,15 +214,16 @@ def cmd_roundtrip(a) -> None:
     import numpy as np
 
     from .codec import compress, decompress
-    from .image import prepare
+    from .image import open_image, prepare
     from .metrics import psnr
 
     with warnings.catch_warnings():  # the image first: a bad one is the only message
         warnings.simplefilter("ignore")
-        ref = prepare(a.input)
+        image = open_image(a.input)  # read once; compress below codes the same image
+        ref = prepare(image)
     model = _load(a)
     t0 = time.perf_counter()
-    data = compress(a.input, model=model, refine=a.refine)
+    data = compress(image, model=model, refine=a.refine)
     t1 = time.perf_counter()
     out = decompress(data, model=model)
     t2 = time.perf_counter()

@@ -83,9 +83,13 @@ def test_wrong_weights_give_a_clear_refusal(capsys, tmp_path, image, tiny_weight
     assert code == 1 and err.strip().splitlines()[-1].startswith("sicodec: error:")
 
 
-def test_roundtrip_prints_size_bpp_and_psnr(capsys, image, tiny_weights):
+def test_roundtrip_prints_size_bpp_and_psnr(capsys, monkeypatch, image, tiny_weights):
+    opened = []
+    real_open = Image.open
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append(fp) or real_open(fp, *a, **k))
     code, out, _ = _run(capsys, "roundtrip", image, "--model", tiny_weights)
     assert code == 0 and "bpp" in out and "PSNR" in out
+    assert opened == [image]  # the input is read once
 
 
 def test_models_lists_the_registry(capsys):
