@@ -74,6 +74,10 @@ class LatentCodecModel(nn.Module):
     min_sections: int = 1
     max_sections: int = 1
     compiled_parts: tuple[str, ...] = ("g_a", "g_s")  # what torch.compile speeds up in training (measured)
+    # Networks that only shape the coding distributions (never the pixels of a full file): shipped
+    # weights store their conv weights in int8. Measured: no cost for these (SIC's slice networks in int8
+    # cost 0.2 % of rate, so they stay float16); docs/training.md.
+    int8_parts: tuple[str, ...] = ("h_a", "h_s")
     latent_stride: int = 16  # image pixels per latent pixel (g_a's downsampling)
     # The coder runs g_a and g_s in tiles of `tile` latent pixels with `halo` pixels of context (part of
     # the format: a decoder must tile the same way to give the same pixels). Images up to 1024 pixels on

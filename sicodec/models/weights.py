@@ -15,16 +15,57 @@ from .base import LatentCodecModel
 from .registry import _architectures, build_model
 
 
+INT8_SCALE = ".int8_scale"  # suffix of the float32 scales (one per row) of a tensor stored in int8
+
+
 def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, trained_steps: int = 0,
                  status: str | None = None) -> None:
-    """Write `model` as safetensors (float16 by default), atomically, with its name, architecture,
-    configuration and training status ('untrained', 'preliminary' or 'trained') in the metadata."""
+    """Write `model` as safetensors, atomically, with its name, architecture, configuration and
+    training status ('untrained', 'preliminary' or 'trained') in the metadata. `half` (the default)
+    stores float16, and the conv weights of `model.int8_parts` in int8 (`_int8_rows`)."""
     path = Path(path)
-    tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    tensors = {}
+    for k, v in model.state_dict().items():
+        if half and v.is_floating_point() and v.ndim == 4 and k.startswith(tuple(f"{p}." for p in model.int8_parts)):
+            tensors[k], tensors[k + INT8_SCALE] = _int8_rows(v)
+        else:
+            tensors[k] = (v.half() if half and v.is_floating_point() else v).contiguous()
     status = status or ("trained" if trained_steps else "untrained")
     meta = {"sicodec.name": model.name, "sicodec.arch": model.arch,
             "sicodec.config": json.dumps(model.config), "sicodec.trained_steps": str(trained_steps), "sicodec.status": status}
     write_bytes_atomic(path, save(tensors, metadata=meta))
+
+
+def precision(model: LatentCodecModel) -> str:
+    """How `save_weights(model)` stores the weights, in words (for cards)."""
+    return f"float16; the conv weights of {', '.join(model.int8_parts)} int8, one float32 scale per row"
+
+
+def _int8_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """w -> (int8 q, float32 scale per row of the first dimension) with w ~ q * scale, |q| <= 127."""
+    w = w.detach().float().cpu()
+    peak = w.abs().flatten(1).amax(1)
+    scale = torch.where(peak > 0, peak / 127, torch.ones_like(peak))
+    q = torch.round(w / scale.view(-1, *[1] * (w.ndim - 1))).clamp(-127, 127)
+    return q.to(torch.int8).contiguous(), scale.contiguous()
+
+
+def _expand_int8(path: Path, tensors: dict) -> dict:
+    """Tensors stored in int8 (with their INT8_SCALE rows) -> float32; anything malformed is refused."""
+    out = {k: v for k, v in tensors.items() if not k.endswith(INT8_SCALE)}
+    for k in tensors:
+        if not k.endswith(INT8_SCALE):
+            continue
+        base, scale = k[: -len(INT8_SCALE)], tensors[k]
+        q = out.get(base)
+        if (q is None or q.dtype != torch.int8 or q.ndim < 1 or scale.dtype != torch.float32
+                or tuple(scale.shape) != (q.shape[0],) or not torch.isfinite(scale).all()):
+            raise ModelError(f"{path}: corrupt int8 weights ({base})")
+        out[base] = q.float() * scale.view(-1, *[1] * (q.ndim - 1))
+    stray = [k for k, v in out.items() if v.dtype == torch.int8]
+    if stray:
+        raise ModelError(f"{path}: int8 weights without their scales ({stray[0]})")
+    return out
 
 
 def load_weights(path: str | Path) -> tuple[LatentCodecModel, dict]:
@@ -47,6 +88,7 @@ def load_weights(path: str | Path) -> tuple[LatentCodecModel, dict]:
     arch = meta["sicodec.arch"]
     if not isinstance(config, dict):
         raise ModelError(f"{path}: corrupt configuration in its metadata (not a JSON object)")
+    tensors = _expand_int8(path, tensors)
     _check_against_tensors(path, arch, config, tensors)
     model = build_model(arch, **config)
     own = model.state_dict()
