@@ -24,9 +24,9 @@ def save_weights(model: LatentCodecModel, path: str | Path, half: bool = True, t
     training status ('untrained', 'preliminary' or 'trained') in the metadata. `half` (the default)
     stores float16, and the conv weights of `model.int8_parts` in int8 (`_int8_rows`)."""
     path = Path(path)
-    tensors = {}
+    tensors, int8 = {}, tuple(f"{p}." for p in model.int8_parts) if half else ()
     for k, v in model.state_dict().items():
-        if half and v.is_floating_point() and v.ndim == 4 and k.startswith(tuple(f"{p}." for p in model.int8_parts)):
+        if v.ndim == 4 and v.is_floating_point() and k.startswith(int8):
             tensors[k], tensors[k + INT8_SCALE] = _int8_rows(v)
         else:
             tensors[k] = (v.half() if half and v.is_floating_point() else v).contiguous()

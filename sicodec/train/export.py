@@ -33,7 +33,8 @@ def export_checkpoint(checkpoint: str | Path, name: str, out_dir: str | Path | N
     steps = state.get("recipe", {}).get("init_steps", 0) + state["step"]  # the --init weights' steps count
     save_weights(model, out, half=half, trained_steps=steps, status=status)
     info = {"name": name, "arch": state["arch"], "config": state["config"], "steps": steps,
-            "lambda": state.get("lmbda") or None, "status": status, "precision": precision(model) if half else "float32"}
+            "lambda": state.get("lmbda") or None, "status": status,
+            "precision": precision(model) if half else "float32"}
     if "recipe" in state:
         info["recipe"] = state["recipe"]
     info.update(card or {})
