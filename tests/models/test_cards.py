@@ -29,8 +29,8 @@ def test_card_matches_the_weights_file(spec):
         meta = f.metadata()
         int8 = sorted({k.split(".")[0] for k in f.keys() if f.get_slice(k).get_dtype() == "I8"})
     c = card(spec)
-    assert c["precision"] == (f"float16; the conv weights of {', '.join(int8)} int8, one float32 scale per row"
-                              if int8 else "float16")
+    compact = f"float16; the conv weights of {', '.join(int8)} int8, one float32 scale per row"
+    assert c["precision"] == (compact if int8 else "float16")
     assert (c["name"], c["arch"]) == (spec.name, spec.arch) == (meta["sicodec.name"], meta["sicodec.arch"])
     assert c["steps"] == int(meta["sicodec.trained_steps"])
     assert c["status"] == meta["sicodec.status"]

@@ -1,4 +1,4 @@
-"""The shipped weights format: float16, with the rate networks' conv weights in int8 (one scale per row)."""
+"""The shipped weights format: float16, the rate networks' conv weights in int8 (one scale per row)."""
 
 import numpy as np
 import pytest
@@ -24,7 +24,8 @@ def test_rate_networks_ship_in_int8_and_load_within_half_a_step(tmp_path, make):
     int8 = {k for k, v in own.items() if v.ndim == 4 and k.split(".")[0] in model.int8_parts}
     assert int8 and {k.split(".")[0] for k in int8} == {"h_a", "h_s"}
     assert {k for k, d in dtypes.items() if d == "I8"} == int8
-    assert {k[: -len(INT8_SCALE)] for k, d in dtypes.items() if k.endswith(INT8_SCALE) and d == "F32"} == int8
+    scaled = {k[: -len(INT8_SCALE)] for k, d in dtypes.items() if k.endswith(INT8_SCALE) and d == "F32"}
+    assert scaled == int8
     assert all(dtypes[k] == "F16" for k in own if k not in int8 and own[k].is_floating_point())
     loaded, _ = load_weights(path)
     scales = load_file(str(path))
@@ -32,7 +33,8 @@ def test_rate_networks_ship_in_int8_and_load_within_half_a_step(tmp_path, make):
         if k in int8:
             step = scales[k + INT8_SCALE].view(-1, *[1] * (v.ndim - 1))
             assert (v - own[k]).abs().le(step / 2 + 1e-7).all(), k
-            assert v.abs().flatten(1).amax(1).sub(own[k].abs().flatten(1).amax(1)).abs().lt(1e-6).all()  # peaks exact
+            peak = own[k].abs().flatten(1).amax(1)
+            assert (v.abs().flatten(1).amax(1) - peak).abs().lt(1e-6).all(), k  # row peaks exact
         elif v.is_floating_point():
             assert torch.equal(v, own[k].half().float()), k
 
@@ -54,7 +56,7 @@ def test_malformed_int8_weights_are_a_clear_model_error(tmp_path):
     name = next(k for k in tensors if k.endswith(INT8_SCALE))[: -len(INT8_SCALE)]
     scale = tensors[name + INT8_SCALE]
     cases = [
-        ("int8 weights without their scales", {k: v for k, v in tensors.items() if k != name + INT8_SCALE}),
+        ("without their scales", {k: v for k, v in tensors.items() if k != name + INT8_SCALE}),
         ("corrupt int8", dict(tensors, **{name + INT8_SCALE: scale[:-1].clone()})),
         ("corrupt int8", dict(tensors, **{name + INT8_SCALE: torch.full_like(scale, float("inf"))})),
         ("corrupt int8", dict(tensors, **{name: tensors[name].float()})),
