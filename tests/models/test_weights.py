@@ -55,8 +55,9 @@ def test_malformed_int8_weights_are_a_clear_model_error(tmp_path):
     tensors = load_file(str(path))
     name = next(k for k in tensors if k.endswith(INT8_SCALE))[: -len(INT8_SCALE)]
     scale = tensors[name + INT8_SCALE]
+    unscaled = {k: v for k, v in tensors.items() if k != name + INT8_SCALE}
     cases = [
-        ("without their scales", {k: v for k, v in tensors.items() if k != name + INT8_SCALE}),
+        ("int8 weights without their scales", unscaled),
         ("corrupt int8", dict(tensors, **{name + INT8_SCALE: scale[:-1].clone()})),
         ("corrupt int8", dict(tensors, **{name + INT8_SCALE: torch.full_like(scale, float("inf"))})),
         ("corrupt int8", dict(tensors, **{name: tensors[name].float()})),
