@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from .models.hyperprior import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
 
 EXIT_ERROR, EXIT_INTERNAL = 1, 3
+EXIT_BROKEN_PIPE = 128 + 13  # as a tool killed by SIGPIPE: the reader of stdout went away
 
 
 def _say(msg: str) -> None:
@@ -158,6 +160,8 @@ def _batch(a, inputs: list[Path], suffix: str, verb: str, one) -> None:
             except SicodecError as e:
                 _say(f"error: {e if str(e).startswith(str(src)) else f'{src}: {e}'}")
                 failed.append(src.name)
+            except BrokenPipeError:
+                raise
             except Exception as e:  # a bug: reported as one, and the other files still run
                 _say(f"internal error: {src}: {type(e).__name__}: {e} (please report this)")
                 failed.append(src.name)
@@ -528,6 +532,14 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not report the closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .image import SicodecNotice
@@ -540,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("always", SicodecNotice)
             try:
                 args.fn(args)
+                sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
             finally:
                 for w in caught:
                     if issubclass(w.category, SicodecNotice):
@@ -548,6 +561,9 @@ def main(argv: list[str] | None = None) -> int:
     except SicodecError as e:
         _say(f"error: {e}")
         return EXIT_ERROR
+    except BrokenPipeError:  # `sicodec info x.sic | head`: stop quietly, as other command-line tools do
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt as e:
         _say(f"interrupted: {e}" if str(e) else "interrupted")
         return 130

@@ -5,6 +5,7 @@ image -> prepare (orientation, colour) -> padded tensor -> model latents -> sect
 
 from __future__ import annotations
 
+import math
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -118,6 +119,9 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
     _place_transforms(m, model, device)
     if (level is not None or bpp is not None) and not m.progressive:
         raise ModelError(f"{m.name} is not progressive: --level and --bpp need a SIC model")
+    _check_level(m, level)
+    if bpp is not None and not (math.isfinite(bpp) and bpp > 0):
+        raise ModelError(f"bpp must be a positive number, not {bpp}")
     _check_seed(seed)
     if refine:
         check_refine(m, refine)
@@ -163,6 +167,12 @@ def check_refine(m: LatentCodecModel, steps: int) -> None:
                          "it is known for registered models only")
     if not 0 <= steps <= MAX_REFINE_STEPS:
         raise ModelError(f"refine steps must be between 0 and {MAX_REFINE_STEPS}")
+
+
+def _check_level(m: LatentCodecModel, level: int | None) -> None:
+    """A level the model can write (checked before any work, whatever the file holds)."""
+    if level is not None and not 1 <= level <= m.max_sections - 1:
+        raise ModelError(f"level must be between 1 and {m.max_sections - 1} for {m.name}")
 
 
 def _check_seed(seed: int) -> None:
@@ -223,8 +233,7 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     if f.header.sections_total > m.max_sections:
         raise FormatError(f"file declares {f.header.sections_total} sections; {m.name} writes at most {m.max_sections}")
     if m.progressive and level is not None:
-        if not 1 <= level <= m.max_sections - 1:
-            raise ModelError(f"level must be between 1 and {m.max_sections - 1} for {m.name}")
+        _check_level(m, level)
         if level > len(f.sections) - 1:
             raise FormatError(f"level {level} asked for, but the file holds levels 1..{len(f.sections) - 1} only")
     h, w, s = f.header.height, f.header.width, m.stride

@@ -102,6 +102,16 @@ def test_installed_entry_point_runs(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("sicodec: error:") and "Traceback" not in r.stderr
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly():
+    """`sicodec models | head -1`: stdout closes under the command. Was "internal error: BrokenPipeError"
+    and exit status 3; now nothing on stderr and the status of a tool stopped by SIGPIPE."""
+    p = subprocess.Popen([sys.executable, "-m", "sicodec.cli", "models"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()  # long before the command, still importing, writes anything
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == ""
+
+
 @pytest.fixture(scope="module")
 def sic_weights(tmp_path_factory):
     from conftest import make_tiny_sic

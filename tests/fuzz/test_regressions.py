@@ -112,3 +112,19 @@ def test_a_level_the_model_or_file_does_not_have_is_a_specific_error(tiny_sic):
             sicodec.decompress(data, model=tiny_sic, level=level)
     with pytest.raises(FormatError, match="level 3 asked for, but the file holds levels 1..2 only"):
         sicodec.decompress(truncate(data, 2), model=tiny_sic, level=3)
+
+
+def test_compress_refuses_a_level_or_bpp_target_before_coding_anything(tiny_sic, monkeypatch):
+    """Was found out only after the whole image had been coded, and then as if the file lacked the level
+    ("level 5 is not in this file")."""
+    def not_called(*args, **kwargs):
+        raise AssertionError("the image was coded")
+
+    monkeypatch.setattr(tiny_sic, "compress_latents", not_called)
+    image = Image.new("RGB", (64, 64), (90, 120, 30))
+    for level in (0, 5):
+        with pytest.raises(ModelError, match="level must be between 1 and 4 for sic-test"):
+            sicodec.compress(image, model=tiny_sic, level=level)
+    for bpp in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ModelError, match="bpp must be a positive number"):
+            sicodec.compress(image, model=tiny_sic, bpp=bpp)
