@@ -100,4 +100,7 @@ def resolve(name: str, quality: int | None = None) -> ModelSpec:
     for s in family:
         if s.quality == quality:
             return s
-    raise ModelError(f"{name} has no quality {quality} (qualities: {', '.join(str(s.quality) for s in family)})")
+    qualities = [str(s.quality) for s in family if s.quality is not None]
+    if not qualities:
+        raise ModelError(f"{name} has no qualities: it is one model for all rates, not a family like hyperprior")
+    raise ModelError(f"{name} has no quality {quality} (qualities: {', '.join(qualities)})")

@@ -128,3 +128,13 @@ def test_compress_refuses_a_level_or_bpp_target_before_coding_anything(tiny_sic,
     for bpp in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ModelError, match="bpp must be a positive number"):
             sicodec.compress(image, model=tiny_sic, bpp=bpp)
+
+
+def test_a_quality_for_a_model_without_qualities_says_so():
+    """`--model sic --quality 2` listed "qualities: None, None" (sic and sic-paper have none)."""
+    from sicodec.models.registry import resolve
+
+    with pytest.raises(ModelError, match=r"^hyperprior has no quality 9 \(qualities: 1, 2, 3, 4, 5, 6, 7, 8\)$"):
+        resolve("hyperprior", 9)
+    with pytest.raises(ModelError, match="^sic has no qualities: it is one model for all rates"):
+        resolve("sic", 2)
