@@ -113,8 +113,8 @@ def evaluate_results(name: str, folder, levels: str = "all", mode: str = DEFAULT
     if samples < 1 or workers < 1:
         raise SicodecError("--samples and --workers must be at least 1")
     keys = metric_keys(metrics)
+    images = list_images(folder)  # a wrong folder is named before any missing metric weights
     check_metric_weights(keys)
-    images = list_images(folder)
     fid_note = fidkid.check_patches(images, keys)
     names = model_names(name)
     if refine:

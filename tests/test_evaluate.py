@@ -79,6 +79,24 @@ def test_levels_are_parsed_and_checked():
             parse_levels(bad, 4)
 
 
+def test_a_wrong_folder_is_named_before_missing_metric_weights(tmp_path, monkeypatch):
+    """Without LPIPS weights installed, a typo in the folder was reported as the missing weights (eval and bench)."""
+    import sicodec.bench.run
+    import sicodec.evaluate
+    from sicodec.bench.run import bench_classic
+    from sicodec.evaluate import evaluate_results
+
+    def missing(keys):
+        raise SicodecError("metric weights lpips_alex.safetensors not found")
+
+    for module in (sicodec.evaluate, sicodec.bench.run):
+        monkeypatch.setattr(module, "check_metric_weights", missing)
+    for measure in (lambda: evaluate_results("hyperprior", tmp_path / "kodakk", metrics=("psnr", "lpips")),
+                    lambda: bench_classic("webp", tmp_path / "kodakk", metrics=("psnr", "lpips"))):
+        with pytest.raises(SicodecError, match="not a folder of images"):
+            measure()
+
+
 def test_bench_bd_rate_and_plot_commands(folder, tmp_path, capsys):
     webp, jpeg = tmp_path / "webp.json", tmp_path / "jpeg.json"
     assert main(["bench", "webp", str(folder), "--qualities", "20,60,90", "--metrics", "psnr", "-o", str(webp)]) == 0

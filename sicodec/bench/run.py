@@ -231,7 +231,6 @@ def bench_classic(codec_name: str, image_dir, qualities=None, metrics=DEFAULT_ME
     """
     spec = classic.require(codec_name)
     keys = metric_keys(metrics)
-    check_metric_weights(keys)
     qualities = list(spec.qualities if qualities is None else qualities)
     if not qualities:
         raise SicodecError(f"{codec_name}: no quality given")
@@ -242,6 +241,7 @@ def bench_classic(codec_name: str, image_dir, qualities=None, metrics=DEFAULT_ME
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SicodecError(f"workers must be a positive integer, got {workers!r}")
     files = list_images(image_dir)
+    check_metric_weights(keys)  # after the folder, so that a wrong folder is named first
     fid_note = fidkid.check_patches(files, keys)
     workers = min(workers, len(files))
 

@@ -211,7 +211,7 @@ def test_split_slices_keeps_the_model_where_the_dropped_hyper_inputs_are_unused(
     """Slices split (evenly, or only some and unevenly): the transforms are copied, and where the old slice
     networks take nothing from the hyper values directly (only through the residual), every latent
     channel keeps its likelihood."""
-    from tests.conftest import make_tiny_sic
+    from conftest import make_tiny_sic
 
     old = make_tiny_sic(seed=3)
     with torch.no_grad():
@@ -251,7 +251,7 @@ def test_uneven_slices_code_every_level_and_round_trip_through_a_file(photo, tmp
     """Slices of widths 2, 6, 4, 4, 8, 8: the widths travel in the weights' config, and each level is a valid
     prefix whose decoded latents keep the transmitted channels exactly."""
     from sicodec.models.weights import load_weights, save_weights
-    from tests.conftest import make_tiny_sic
+    from conftest import make_tiny_sic
 
     save_weights(make_tiny_sic().split_slices([2, 6, 4, 4, 8, 8]), tmp_path / "w.safetensors", half=False)
     m, _ = load_weights(tmp_path / "w.safetensors")
@@ -285,7 +285,7 @@ def test_the_shipped_sic_weights_have_the_registered_shape():
 
 def test_split_script_writes_the_split_model_and_reports_bad_widths_in_one_line(tmp_path):
     from sicodec.models.weights import load_weights, save_weights
-    from tests.conftest import make_tiny_sic
+    from conftest import make_tiny_sic
 
     script = Path(__file__).parents[2] / "scripts" / "split_sic_slices.py"
     save_weights(make_tiny_sic(), tmp_path / "in.safetensors", half=False, trained_steps=7)

@@ -13,7 +13,7 @@ from PIL import Image
 from sicodec.codec import _to_tensor, load_model
 from sicodec.image import prepare
 from sicodec.train.priors import bpp_per_part, encode_latents, fit_rate_networks
-from tests.conftest import make_tiny_model, make_tiny_sic
+from conftest import make_tiny_model, make_tiny_sic
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "fit_priors.py"
 

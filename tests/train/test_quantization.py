@@ -6,7 +6,7 @@ import torch
 from sicodec.entropy.ops import likelihood_bound
 from sicodec.errors import SicodecError
 from sicodec.train.loss import RateDistortionLoss
-from tests.conftest import make_tiny_model
+from conftest import make_tiny_model
 
 
 def _pass(quantization, seed=0):

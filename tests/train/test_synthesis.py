@@ -13,7 +13,7 @@ from sicodec.image import prepare
 from sicodec.metrics.classic import psnr
 from sicodec.train.priors import encode_latents
 from sicodec.train.synthesis import fit_synthesis, synthesis_psnr
-from tests.conftest import make_tiny_model, make_tiny_sic
+from conftest import make_tiny_model, make_tiny_sic
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "fit_priors.py"
 
