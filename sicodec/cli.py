@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SicodecError
+from .fileio import read_file
 from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
 from .models.hyperprior import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
@@ -40,16 +41,6 @@ def _model_notes(model) -> None:
         _say(f"warning: model {model.name} is untrained (random weights); its reconstructions are not meaningful")
     elif status == "preliminary":
         _say(f"note: model {model.name} is only briefly trained ({model.trained_steps} steps); final weights will do better")
-
-
-def _read(path: str) -> bytes:
-    p = Path(path)
-    if not p.is_file():
-        raise SicodecError(f"{p}: no such file")
-    try:
-        return p.read_bytes()
-    except OSError as e:
-        raise SicodecError(f"{p}: cannot read ({e.strerror})") from None
 
 
 def _check_device(a) -> None:
@@ -113,7 +104,7 @@ def _decompress_one(a, src: Path, out: Path) -> None:
     from .fileio import check_output, save_image_atomic
 
     check_output(out, a.force, inputs=[src])
-    data = _read(src)
+    data = read_file(src)
     options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed), ("device", a.device))
                if v is not None}
     if a.samples is None:
@@ -181,7 +172,7 @@ def cmd_truncate(a) -> None:
     from .fileio import check_output, write_bytes_atomic
 
     out = check_output(a.output, a.force, inputs=[a.input])
-    data = truncate(_read(a.input), a.level)
+    data = truncate(read_file(a.input), a.level)
     write_bytes_atomic(out, data, overwrite=a.force)
     print(f"{out}: level {a.level}, {len(data)} bytes")
 
@@ -189,7 +180,7 @@ def cmd_truncate(a) -> None:
 def cmd_info(a) -> None:
     from .bitstream import parse
 
-    data = _read(a.input)
+    data = read_file(a.input)
     f = parse(data)
     h = f.header
     px = h.width * h.height

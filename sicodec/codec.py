@@ -16,6 +16,7 @@ from PIL import Image
 
 from .bitstream import Header, SicFile, parse
 from .errors import FormatError, LimitError, ModelError, ModelMismatchError
+from .fileio import read_file
 from .image import max_pixels, prepare, to_pil
 from .models.base import LatentCodecModel, float32_defaults
 from .models.registry import REGISTRY, find_weights, resolve, weights_dirs
@@ -180,8 +181,14 @@ def _check_seed(seed: int) -> None:
         raise ModelError("seed must be between 0 and 2**64 - 1")
 
 
-def truncate(data: bytes, level: int) -> bytes:
-    """The prefix of a progressive file that holds levels 1..level (a valid, smaller file)."""
+def _file_bytes(data: bytes | str | os.PathLike) -> bytes:
+    """A .sic file given as its bytes or as a path (as `compress` takes an image or its path)."""
+    return read_file(data) if isinstance(data, (str, os.PathLike)) else data
+
+
+def truncate(data: bytes | str | os.PathLike, level: int) -> bytes:
+    """The prefix of a progressive file (bytes or path) that holds levels 1..level (a valid, smaller file)."""
+    data = _file_bytes(data)
     f = parse(data)
     levels = len(f.sections) - 1
     if not 1 <= level <= levels:
@@ -211,15 +218,16 @@ def model_for(header: Header, model=None) -> LatentCodecModel:
     return m
 
 
-def decompress(data: bytes, model=None, level: int | None = None, mode: str | None = None, seed: int | None = None,
+def decompress(data: bytes | str | os.PathLike, model=None, level: int | None = None, mode: str | None = None, seed: int | None = None,
                device: str | None = None, **options) -> Image.Image:
-    """.sic bytes -> PIL image (mode RGB, or L for grey sources), with the ICC profile attached.
+    """.sic bytes (or a .sic file's path) -> PIL image (mode RGB, or L for grey sources), with the ICC
+    profile attached.
 
     Progressive files: `level` (default: all levels present), `mode` of the untransmitted slices
     (`ancestral` by default, `uniform`, `gaussian` or `mean`) and `seed` (default: the one stored in
     the file). `device` ('cuda') runs the synthesis transform there (default as in `compress`).
     """
-    f = parse(data)
+    f = parse(_file_bytes(data))
     m = model_for(f.header, model)
     _place_transforms(m, model, device)
     if m.progressive:
@@ -243,9 +251,10 @@ def decompress(data: bytes, model=None, level: int | None = None, mode: str | No
     return to_pil(_to_pixels(x_hat, h, w), f.header.grey, f.header.icc_profile)
 
 
-def decompress_samples(data: bytes, samples: int, model=None, seed: int | None = None, **options) -> list[Image.Image]:
+def decompress_samples(data: bytes | str | os.PathLike, samples: int, model=None, seed: int | None = None, **options) -> list[Image.Image]:
     """`samples` members of the reconstructed synonymous set: seeds seed, seed + 1, ..."""
     if samples < 1:
         raise ModelError("samples must be at least 1")
+    data = _file_bytes(data)
     base = parse(data).header.seed if seed is None else seed
     return [decompress(data, model=model, seed=base + i, **options) for i in range(samples)]

@@ -1,4 +1,5 @@
-"""Atomic output: write to a temporary file beside the target, then rename over it."""
+"""Files in and out: inputs read with a one-line error, outputs written to a temporary file beside the
+target and renamed over it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,17 @@ import tempfile
 from pathlib import Path
 
 from .errors import SicodecError
+
+
+def read_file(path: str | os.PathLike) -> bytes:
+    """The bytes of the file at `path`, or a one-line error saying why they cannot be read."""
+    p = Path(path)
+    if not p.is_file():
+        raise SicodecError(f"{p}: no such file")
+    try:
+        return p.read_bytes()
+    except OSError as e:
+        raise SicodecError(f"{p}: cannot read ({e.strerror})") from None
 
 
 def check_output(path: str | os.PathLike, force: bool, inputs=()) -> Path:

@@ -33,6 +33,18 @@ def test_any_size_round_trips_to_the_same_size(tiny_model, rng, size):
     assert out.size == size and out.mode == "RGB"
 
 
+def test_a_file_path_decodes_like_its_bytes(tiny_model, rng, tmp_path):
+    """compress takes an image or its path; decompress takes a .sic file's bytes or its path likewise."""
+    data = sicodec.compress(_noise(rng, 40, 30), model=tiny_model)
+    path = tmp_path / "x.sic"
+    path.write_bytes(data)
+    expected = np.asarray(sicodec.decompress(data, model=tiny_model))
+    for given in (path, str(path)):
+        assert np.array_equal(np.asarray(sicodec.decompress(given, model=tiny_model)), expected)
+    with pytest.raises(sicodec.SicodecError, match="missing.sic: no such file"):
+        sicodec.decompress(tmp_path / "missing.sic", model=tiny_model)
+
+
 def test_reconstruction_matches_the_model_on_the_padded_image(tiny_model):
     im = Image.open(kodak(1))
     out = np.asarray(_rt(tiny_model, im), dtype=np.int16)
