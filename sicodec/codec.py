@@ -181,12 +181,15 @@ def _check_seed(seed: int) -> None:
         raise ModelError("seed must be between 0 and 2**64 - 1")
 
 
-def _file_bytes(data: bytes | str | os.PathLike) -> bytes:
-    """A .sic file given as its bytes or as a path (as `compress` takes an image or its path)."""
+SicData = bytes | str | os.PathLike  # a .sic file: its bytes or its path (as `compress` takes an image's path)
+
+
+def _file_bytes(data: SicData) -> bytes:
+    """The bytes of a .sic file given either way."""
     return read_file(data) if isinstance(data, (str, os.PathLike)) else data
 
 
-def truncate(data: bytes | str | os.PathLike, level: int) -> bytes:
+def truncate(data: SicData, level: int) -> bytes:
     """The prefix of a progressive file (bytes or path) that holds levels 1..level (a valid, smaller file)."""
     data = _file_bytes(data)
     f = parse(data)
@@ -218,7 +221,7 @@ def model_for(header: Header, model=None) -> LatentCodecModel:
     return m
 
 
-def decompress(data: bytes | str | os.PathLike, model=None, level: int | None = None, mode: str | None = None, seed: int | None = None,
+def decompress(data: SicData, model=None, level: int | None = None, mode: str | None = None, seed: int | None = None,
                device: str | None = None, **options) -> Image.Image:
     """.sic bytes (or a .sic file's path) -> PIL image (mode RGB, or L for grey sources), with the ICC
     profile attached.
@@ -251,7 +254,8 @@ def decompress(data: bytes | str | os.PathLike, model=None, level: int | None = 
     return to_pil(_to_pixels(x_hat, h, w), f.header.grey, f.header.icc_profile)
 
 
-def decompress_samples(data: bytes | str | os.PathLike, samples: int, model=None, seed: int | None = None, **options) -> list[Image.Image]:
+def decompress_samples(data: SicData, samples: int, model=None, seed: int | None = None,
+                       **options) -> list[Image.Image]:
     """`samples` members of the reconstructed synonymous set: seeds seed, seed + 1, ..."""
     if samples < 1:
         raise ModelError("samples must be at least 1")

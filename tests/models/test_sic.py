@@ -55,8 +55,10 @@ def test_compress_at_a_level_equals_truncating(tiny_sic, photo, full, tmp_path):
     assert sicodec.compress(photo, model=tiny_sic, seed=7, level=2) == sicodec.truncate(full, 2)
     (tmp_path / "full.sic").write_bytes(full)  # a path works as the bytes do
     assert sicodec.truncate(tmp_path / "full.sic", 2) == sicodec.truncate(full, 2)
-    assert [np.asarray(i).tobytes() for i in sicodec.decompress_samples(str(tmp_path / "full.sic"), 2, model=tiny_sic)] \
-        == [np.asarray(i).tobytes() for i in sicodec.decompress_samples(full, 2, model=tiny_sic)]
+    def samples(data):
+        return [np.asarray(i).tobytes() for i in sicodec.decompress_samples(data, 2, model=tiny_sic)]
+
+    assert samples(str(tmp_path / "full.sic")) == samples(full)
 
 
 def test_bpp_target_picks_the_highest_level_that_fits(tiny_sic, photo, full):
