@@ -366,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_compress)
 
-    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension, PNG by default), "
+    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension, PNG by default; JPEG, "
+                                          "WebP and AVIF near-losslessly), "
                                           "or a folder of .sic files -> a folder of PNG images")
     q.add_argument("input", help=".sic file, or a folder: each .sic file in it is decoded to OUTPUT/NAME.png")
     q.add_argument("output", help="image file, or a folder (created if missing) when INPUT is a folder")

@@ -103,11 +103,20 @@ def write_bytes_atomic(path, data: bytes, overwrite: bool = True) -> None:
     write_atomic(path, lambda f: f.write(data), overwrite)
 
 
+# Lossy output formats are saved near-losslessly, so that a decoded image does not lose a second time to
+# the format's default (Pillow's JPEG default is quality 75 with 4:2:0 chroma).
+FAITHFUL_SAVE = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True},
+                 "AVIF": {"quality": 95, "subsampling": "4:4:4"}}
+
+
 def save_image_atomic(image, path, overwrite: bool = True) -> None:
-    """Save a PIL image (format from the extension, PNG if unknown), keeping its ICC profile."""
+    """Save a PIL image (format from the extension, PNG if unknown; lossy formats at high quality),
+    keeping its ICC profile."""
     from PIL import Image
 
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    kwargs = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
+    kwargs = dict(FAITHFUL_SAVE.get(fmt, {}))
+    if image.info.get("icc_profile"):
+        kwargs["icc_profile"] = image.info["icc_profile"]
     write_atomic(path, lambda f: image.save(f, format=fmt, **kwargs), overwrite)

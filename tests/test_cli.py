@@ -35,6 +35,19 @@ def test_compress_info_decompress(capsys, tmp_path, image, tiny_weights):
     assert sorted(os.listdir(tmp_path)) == ["a.png", "a.sic", "in.png"]  # no temporary files left
 
 
+def test_decompressing_to_a_lossy_format_loses_little_more(capsys, tmp_path, image, tiny_weights):
+    sic = tmp_path / "a.sic"
+    assert _run(capsys, "compress", image, sic, "--model", tiny_weights)[0] == 0
+    decoded = {}
+    for ext in ("png", "webp", "jpg", "avif"):
+        assert _run(capsys, "decompress", sic, tmp_path / f"a.{ext}", "--model", tiny_weights)[0] == 0
+        decoded[ext] = np.asarray(Image.open(tmp_path / f"a.{ext}").convert("RGB"), dtype=np.float64)
+    assert np.array_equal(decoded["webp"], decoded["png"])  # WebP is written lossless
+    for ext in ("jpg", "avif"):  # at the formats' defaults (quality 75, 4:2:0) these noisy pixels fall below 33 dB
+        mse = np.mean((decoded[ext] - decoded["png"]) ** 2)
+        assert 10 * np.log10(255**2 / mse) > 33, ext
+
+
 def test_outputs_are_not_overwritten_without_force(capsys, tmp_path, image, tiny_weights):
     sic = tmp_path / "a.sic"
     sic.write_bytes(b"precious")
