@@ -101,9 +101,10 @@ def cmd_decompress(a) -> None:
 
 def _decompress_one(a, src: Path, out: Path) -> None:
     from .codec import decompress
-    from .fileio import check_output, save_image_atomic
+    from .fileio import check_output, image_format, save_image_atomic
 
     check_output(out, a.force, inputs=[src])
+    image_format(out)
     data = read_file(src)
     options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed), ("device", a.device))
                if v is not None}
@@ -366,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_compress)
 
-    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension, PNG by default; JPEG, "
-                                          "WebP and AVIF near-losslessly), "
+    q = sub.add_parser("decompress", help=".sic file -> image (format from the extension: PNG, WebP lossless, JPEG and "
+                                          "AVIF near-losslessly, TIFF, BMP, PPM, TGA or JPEG 2000), "
                                           "or a folder of .sic files -> a folder of PNG images")
     q.add_argument("input", help=".sic file, or a folder: each .sic file in it is decoded to OUTPUT/NAME.png")
     q.add_argument("output", help="image file, or a folder (created if missing) when INPUT is a folder")

@@ -103,20 +103,32 @@ def write_bytes_atomic(path, data: bytes, overwrite: bool = True) -> None:
     write_atomic(path, lambda f: f.write(data), overwrite)
 
 
-# Lossy output formats are saved near-losslessly, so that a decoded image does not lose a second time to
-# the format's default (Pillow's JPEG default is quality 75 with 4:2:0 chroma).
-FAITHFUL_SAVE = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True},
-                 "AVIF": {"quality": 95, "subsampling": "4:4:4"}}
+# The formats `decompress` writes, with their save options: each holds a decoded 8-bit RGB or grey image
+# at its size, the lossy ones near-losslessly (Pillow's JPEG default, quality 75 with 4:2:0 chroma, would
+# lose a second time). Others are refused: GIF keeps 256 colours, ICO and ICNS resize, PDF re-encodes.
+IMAGE_OUTPUTS = {"PNG": {}, "WEBP": {"lossless": True}, "JPEG": {"quality": 95, "subsampling": 0},
+                 "AVIF": {"quality": 95, "subsampling": "4:4:4"}, "TIFF": {}, "BMP": {}, "PPM": {}, "TGA": {},
+                 "JPEG2000": {}}
+IMAGE_EXTENSIONS = ".png .webp .jpg .avif .tif .bmp .ppm .tga .jp2"
+
+
+def image_format(path: str | os.PathLike) -> str:
+    """The format an image written to `path` gets: from its extension (PNG without one), refused with a
+    one-line error when it is not one of IMAGE_OUTPUTS; checked before any decoding."""
+    from PIL import Image
+
+    suffix = Path(path).suffix.lower()
+    fmt = Image.registered_extensions().get(suffix) if suffix else "PNG"
+    if fmt not in IMAGE_OUTPUTS:
+        kind = f"{fmt} cannot hold the decoded image as it is" if fmt else "unknown image extension"
+        raise SicodecError(f"{path}: {kind}; write one of {IMAGE_EXTENSIONS}")
+    return fmt
 
 
 def save_image_atomic(image, path, overwrite: bool = True) -> None:
-    """Save a PIL image (format from the extension, PNG if unknown; lossy formats at high quality),
-    keeping its ICC profile."""
-    from PIL import Image
-
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    kwargs = dict(FAITHFUL_SAVE.get(fmt, {}))
+    """Save a PIL image in the format of `image_format(path)`, keeping its ICC profile."""
+    fmt = image_format(path)
+    kwargs = dict(IMAGE_OUTPUTS[fmt])
     if image.info.get("icc_profile"):
         kwargs["icc_profile"] = image.info["icc_profile"]
     write_atomic(path, lambda f: image.save(f, format=fmt, **kwargs), overwrite)

@@ -40,12 +40,24 @@ def test_decompressing_to_a_lossy_format_loses_little_more(capsys, tmp_path, ima
     sic = tmp_path / "a.sic"
     assert _run(capsys, "compress", image, sic, "--model", tiny_weights)[0] == 0
     decoded = {}
-    for ext in ("png", "webp", "jpg", "avif"):
+    for ext in ("png", "webp", "jpg", "avif", "tif", "bmp", "ppm", "tga", "jp2"):
         assert _run(capsys, "decompress", sic, tmp_path / f"a.{ext}", "--model", tiny_weights)[0] == 0
         decoded[ext] = np.asarray(Image.open(tmp_path / f"a.{ext}").convert("RGB"))
-    assert np.array_equal(decoded["webp"], decoded["png"])  # WebP is written lossless
+    for ext in ("webp", "tif", "bmp", "ppm", "tga", "jp2"):  # WebP is written lossless
+        assert np.array_equal(decoded[ext], decoded["png"]), ext
     for ext in ("jpg", "avif"):  # at the formats' defaults (quality 75, 4:2:0) these noisy pixels fall below 33 dB
         assert psnr(decoded[ext], decoded["png"]) > 33, ext
+
+
+def test_decompress_refuses_formats_that_would_change_the_image(capsys, tmp_path, image, tiny_weights):
+    sic = tmp_path / "a.sic"
+    assert _run(capsys, "compress", image, sic, "--model", tiny_weights)[0] == 0
+    for name in ("a.gif", "a.ico", "a.pdf", "a.xpm", "a.sic2", "b.sic"):  # palette, resized, re-encoded, unknown
+        code, out, err = _run(capsys, "decompress", sic, tmp_path / name, "--model", tiny_weights, "--force")
+        assert code == 1 and err.count("\n") == 1 and "write one of .png" in err, name
+    assert sorted(os.listdir(tmp_path)) == ["a.sic", "in.png"]
+    assert _run(capsys, "decompress", sic, tmp_path / "plain", "--model", tiny_weights)[0] == 0
+    assert Image.open(tmp_path / "plain").format == "PNG"  # no extension: PNG
 
 
 def test_outputs_are_not_overwritten_without_force(capsys, tmp_path, image, tiny_weights):
