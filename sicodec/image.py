@@ -9,6 +9,7 @@
 | CMYK, YCbCr, LAB, HSV         | RGB      | RGB        | converted (a CMYK ICC profile is dropped) |
 | RGBA, LA, PA, P with alpha    | RGB      | RGB/L      | alpha dropped when fully opaque; refused otherwise |
 | I (32-bit int), F (float)     | refused  |            |        |
+| a .sic file (Pillow plugin)   | as its decoded image | | coded a second time |
 
 EXIF orientation is applied before coding; an ICC profile is kept and attached to the output.
 """
@@ -99,6 +100,9 @@ def prepare(source) -> CodedImage:
     """Path or PIL image -> CodedImage, following the table in this module's docstring."""
     im = open_image(source)
     check_pixels(*im.size)
+    if im.format == "SIC":  # opened through sicodec's Pillow plugin
+        _notice("the input is a .sic file: its decoded image is coded again and loses quality a second time "
+                "(`sicodec truncate` lowers a progressive file's level without re-encoding)")
     icc = im.info.get("icc_profile") or None
     try:
         im = ImageOps.exif_transpose(im)

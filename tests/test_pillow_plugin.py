@@ -1,6 +1,7 @@
 """The Pillow plugin, through Pillow's own API only: Image.open / load / seek / ImageSequence / save."""
 
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -137,3 +138,13 @@ def test_errors(tmp_path, picture):
         assert im.size == (100, 72)
         with pytest.raises(OSError, match="other weights"):
             im.load()
+
+
+def test_compressing_a_sic_file_again_says_it_loses_quality_again(tmp_path, picture):
+    path = tmp_path / "x.sic"
+    picture.save(path, model="sic")
+    with pytest.warns(sicodec.SicodecNotice, match="a second time"):
+        sicodec.compress(path, model="sic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", sicodec.SicodecNotice)
+        sicodec.compress(picture, model="sic")  # an ordinary image: no notice
