@@ -9,7 +9,7 @@
 | CMYK, YCbCr, LAB, HSV         | RGB      | RGB        | converted (a CMYK ICC profile is dropped) |
 | RGBA, LA, PA, P with alpha    | RGB      | RGB/L      | alpha dropped when fully opaque; refused otherwise |
 | I (32-bit int), F (float)     | refused  |            |        |
-| a .sic file (Pillow plugin)   | as its decoded image | | coded a second time |
+| .sic file (its decoded image) | RGB/grey | RGB/L      | coded a second time |
 
 EXIF orientation is applied before coding; an ICC profile is kept and attached to the output.
 """
