@@ -51,7 +51,7 @@ def _check_device(a) -> None:
 
 
 def cmd_compress(a) -> None:
-    from .fileio import check_output
+    from .fileio import check_output, check_sic_name
     from .image import list_image_files, open_image
 
     _check_device(a)
@@ -62,6 +62,7 @@ def cmd_compress(a) -> None:
         _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
         return
     image = open_image(a.input)  # the image first: a bad one is the only message, before the model's notes
+    check_sic_name(a.output, "compress")
     out = check_output(a.output, a.force, inputs=[a.input])
     _compress_one(a, _load(a), Path(a.input), out, image)
 
@@ -170,8 +171,9 @@ def _batch(a, inputs: list[Path], suffix: str, verb: str, one) -> None:
 
 def cmd_truncate(a) -> None:
     from .codec import truncate
-    from .fileio import check_output, write_bytes_atomic
+    from .fileio import check_output, check_sic_name, write_bytes_atomic
 
+    check_sic_name(a.output, "truncate")
     out = check_output(a.output, a.force, inputs=[a.input])
     data = truncate(read_file(a.input), a.level)
     write_bytes_atomic(out, data, overwrite=a.force)

@@ -125,6 +125,18 @@ def image_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+def check_sic_name(path: str | os.PathLike, command: str) -> None:
+    """Refuse a .sic output named as another image format: out.png holding .sic bytes would fool the
+    user and every image viewer. Other names (out.sic, out.bin, no extension) are kept as given."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt and fmt != "SIC":
+        raise SicodecError(f"{path}: {command} writes a .sic file, not {fmt}; name it "
+                           f"{path.with_suffix('.sic').name} (sicodec decompress writes images)")
+
+
 def save_image_atomic(image, path, overwrite: bool = True) -> None:
     """Save a PIL image in the format of `image_format(path)`, keeping its ICC profile."""
     fmt = image_format(path)

@@ -60,6 +60,15 @@ def test_decompress_refuses_formats_that_would_change_the_image(capsys, tmp_path
     assert Image.open(tmp_path / "plain").format == "PNG"  # no extension: PNG
 
 
+def test_sic_outputs_named_as_images_are_refused(capsys, tmp_path, image, tiny_weights):
+    for name in ("a.png", "a.JPG", "a.webp"):  # .sic bytes under an image's name: no viewer could open them
+        code, out, err = _run(capsys, "compress", image, tmp_path / name, "--model", tiny_weights)
+        assert code == 1 and err.count("\n") == 1 and "writes a .sic file" in err and "a.sic" in err, name
+    assert sorted(os.listdir(tmp_path)) == ["in.png"]
+    for name in ("a.sic", "a.bin", "plain"):
+        assert _run(capsys, "compress", image, tmp_path / name, "--model", tiny_weights)[0] == 0, name
+
+
 def test_outputs_are_not_overwritten_without_force(capsys, tmp_path, image, tiny_weights):
     sic = tmp_path / "a.sic"
     sic.write_bytes(b"precious")
@@ -162,5 +171,7 @@ def test_progressive_commands(capsys, tmp_path, image, sic_weights):
     assert code == 0 and (tmp_path / "s-1.png").is_file() and (tmp_path / "s-2.png").is_file()
     code, _, err = _run(capsys, "truncate", part, tmp_path / "x.sic", "--level", "3")
     assert code == 1 and "levels 1..2" in err
+    code, _, err = _run(capsys, "truncate", full, tmp_path / "x.png", "--level", "1")
+    assert code == 1 and "truncate writes a .sic file" in err and not (tmp_path / "x.png").exists()
     code, _, err = _run(capsys, "compress", image, tmp_path / "b.sic", "--model", sic_weights, "--bpp", "0.0001")
     assert code == 1 and "no level fits" in err
