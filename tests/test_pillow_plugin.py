@@ -1,4 +1,5 @@
-"""The Pillow plugin, through Pillow's own API only: Image.open / load / seek / ImageSequence / save."""
+"""The Pillow plugin, through Pillow's own API: Image.open / load / seek / ImageSequence / save; and what
+sicodec.compress does with a .sic file, which it reads through the plugin."""
 
 import io
 import warnings
