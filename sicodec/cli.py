@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SicodecError
-from .fileio import read_file
+from .fileio import is_stdio, read_file
 from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
 from .models.hyperprior import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
@@ -23,6 +23,11 @@ EXIT_BROKEN_PIPE = 128 + 13  # as a tool killed by SIGPIPE: the reader of stdout
 
 def _say(msg: str) -> None:
     print(f"sicodec: {msg}", file=sys.stderr)
+
+
+def _done(out, line: str) -> None:
+    """The line saying what was written: on stderr when the output itself went to stdout ("-")."""
+    print(line, file=sys.stderr if is_stdio(out) else sys.stdout)
 
 
 def _load(a):
@@ -56,14 +61,15 @@ def cmd_compress(a) -> None:
 
     _check_device(a)
 
-    if Path(a.input).is_dir():
+    if not is_stdio(a.input) and Path(a.input).is_dir():
         inputs = [p for p in list_image_files(a.input) if not p.name.startswith(".")]
         model = _load(a)
         _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
         return
-    image = open_image(a.input)  # the image first: a bad one is the only message, before the model's notes
-    check_sic_name(a.output, "compress")
+    source = read_file(a.input) if is_stdio(a.input) else a.input
+    image = open_image(source, name=a.input)  # the image first: a bad one is the only message, before the model's notes
     out = check_output(a.output, a.force, inputs=[a.input])
+    check_sic_name(out, "compress")
     _compress_one(a, _load(a), Path(a.input), out, image)
 
 
@@ -80,8 +86,8 @@ def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
-    print(f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
-          f"model {h.model}, {dt:.2f} s")
+    _done(out, f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
+               f"model {h.model}, {dt:.2f} s")
 
 
 def cmd_decompress(a) -> None:
@@ -90,7 +96,7 @@ def cmd_decompress(a) -> None:
     _check_device(a)
 
     folder = Path(a.input)
-    if folder.is_dir():
+    if not is_stdio(a.input) and folder.is_dir():
         inputs = sorted(p for p in folder.iterdir()
                         if p.is_file() and p.suffix.lower() == ".sic" and not p.name.startswith("."))
         if not inputs:
@@ -104,6 +110,8 @@ def _decompress_one(a, src: Path, out: Path) -> None:
     from .codec import decompress
     from .fileio import check_output, image_format, save_image_atomic
 
+    if a.samples is not None and is_stdio(out):
+        raise SicodecError("-: --samples writes several images; name an output file (OUT-1, OUT-2, ... follow)")
     check_output(out, a.force, inputs=[src])
     image_format(out)
     data = read_file(src)
@@ -113,7 +121,7 @@ def _decompress_one(a, src: Path, out: Path) -> None:
         t = time.perf_counter()
         image = decompress(data, model=a.model, **options)
         save_image_atomic(image, out, overwrite=a.force)
-        print(f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {time.perf_counter() - t:.2f} s")
+        _done(out, f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {time.perf_counter() - t:.2f} s")
         return
     from .codec import decompress_samples
 
@@ -173,11 +181,11 @@ def cmd_truncate(a) -> None:
     from .codec import truncate
     from .fileio import check_output, check_sic_name, write_bytes_atomic
 
-    check_sic_name(a.output, "truncate")
     out = check_output(a.output, a.force, inputs=[a.input])
+    check_sic_name(out, "truncate")
     data = truncate(read_file(a.input), a.level)
     write_bytes_atomic(out, data, overwrite=a.force)
-    print(f"{out}: level {a.level}, {len(data)} bytes")
+    _done(out, f"{out}: level {a.level}, {len(data)} bytes")
 
 
 def cmd_info(a) -> None:
@@ -358,8 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "about 0.5 dB; the decoder is unchanged)")
 
     q = sub.add_parser("compress", help="image -> .sic file (or a folder of images -> a folder of .sic files)")
-    q.add_argument("input", help="image, or a folder: each image in it is compressed to OUTPUT/NAME.sic")
-    q.add_argument("output", help=".sic file, or a folder (created if missing) when INPUT is a folder")
+    q.add_argument("input", help="image (- for stdin), or a folder: each image in it is compressed to OUTPUT/NAME.sic")
+    q.add_argument("output", help=".sic file (- for stdout), or a folder (created if missing) when INPUT is a folder")
     model_args(q)
     q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
     q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
@@ -372,8 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("decompress", help=".sic file -> image (format from the extension: PNG, WebP lossless, JPEG and "
                                           "AVIF near-losslessly, TIFF, BMP, PPM, TGA or JPEG 2000), "
                                           "or a folder of .sic files -> a folder of PNG images")
-    q.add_argument("input", help=".sic file, or a folder: each .sic file in it is decoded to OUTPUT/NAME.png")
-    q.add_argument("output", help="image file, or a folder (created if missing) when INPUT is a folder")
+    q.add_argument("input", help=".sic file (- for stdin), or a folder: each .sic file in it is decoded to OUTPUT/NAME.png")
+    q.add_argument("output", help="image file (- for PNG on stdout), or a folder (created if missing) when INPUT is a "
+                                  "folder")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
     q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
     q.add_argument("--mode", choices=FILL_MODES,
@@ -386,14 +395,14 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(fn=cmd_decompress)
 
     q = sub.add_parser("truncate", help="write the prefix of a progressive file that holds levels 1..LEVEL")
-    q.add_argument("input")
-    q.add_argument("output")
+    q.add_argument("input", help=".sic file (- for stdin)")
+    q.add_argument("output", help=".sic file (- for stdout)")
     q.add_argument("--level", type=int, required=True)
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     q.set_defaults(fn=cmd_truncate)
 
     q = sub.add_parser("info", help="describe a .sic file: model, size, bytes and bpp per section")
-    q.add_argument("input")
+    q.add_argument("input", help=".sic file (- for stdin)")
     q.set_defaults(fn=cmd_info)
 
     q = sub.add_parser("models", help="list the registered models")

@@ -1,17 +1,30 @@
 """Files in and out: inputs read with a one-line error, outputs written to a temporary file beside the
-target and renamed over it."""
+target and renamed over it. The name "-" is stdin as an input and stdout as an output (never a terminal)."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 from .errors import SicodecError
 
 
+STDIO = "-"
+
+
+def is_stdio(path) -> bool:
+    return str(path) == STDIO
+
+
 def read_file(path: str | os.PathLike) -> bytes:
-    """The bytes of the file at `path`, or a one-line error saying why they cannot be read."""
+    """The bytes of the file at `path` (stdin for "-"), or a one-line error saying why they cannot be read."""
+    if is_stdio(path):
+        if sys.stdin is None or sys.stdin.isatty():  # reading would wait for typing
+            raise SicodecError("-: stdin is a terminal; pipe or redirect a file into it (< FILE)")
+        return sys.stdin.buffer.read()
     p = Path(path)
     if not p.is_file():
         raise SicodecError(f"{p}: no such file")
@@ -23,9 +36,16 @@ def read_file(path: str | os.PathLike) -> bytes:
 
 def check_output(path: str | os.PathLike, force: bool, inputs=()) -> Path:
     """`path` as an output: refused if it exists (unless `force`), is a folder, has no folder, or is
-    one of `inputs` (sicodec never writes over its input, even with --force)."""
+    one of `inputs` (sicodec never writes over its input, even with --force). "-" is stdout, refused
+    when it is a terminal."""
     path = Path(path)
+    if is_stdio(path):
+        if sys.stdout is None or sys.stdout.isatty():
+            raise SicodecError("-: stdout is a terminal; redirect or pipe it (> FILE)")
+        return path
     for src in inputs:
+        if is_stdio(src):
+            continue
         if path.exists() and Path(src).exists() and os.path.samefile(path, src):
             raise SicodecError(f"{path}: is the input file; sicodec never overwrites its input")
     if path.exists() and not force:
@@ -41,7 +61,19 @@ def write_atomic(path: str | os.PathLike, writer, overwrite: bool = True) -> Non
     """Call writer(file_object) on a temporary file beside `path` (a hidden name, `.NAME.*.tmp`),
     fsync it, and rename it to `path`: a reader, a crash or a kill sees the old file or the complete
     new one, never a partial one. With overwrite=False an existing `path` (even one created by
-    another process meanwhile) is kept and SicodecError raised."""
+    another process meanwhile) is kept and SicodecError raised. "-" writes to stdout."""
+    if is_stdio(path):
+        buf = io.BytesIO()  # whole, so that an error leaves nothing half written on stdout
+        writer(buf)
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(buf.getvalue())
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:  # e.g. a full disk behind the redirection
+            raise SicodecError(f"-: cannot write to stdout ({e.strerror or e})") from None
+        return
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -16,6 +16,7 @@ EXIF orientation is applied before coding; an ICC profile is kept and attached t
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -72,23 +73,25 @@ def list_image_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def open_image(source) -> Image.Image:
-    """A PIL image from a path or an already open image; read errors become ImageError."""
+def open_image(source, name: str = "<bytes>") -> Image.Image:
+    """A PIL image from a path, the bytes of an image file (called `name` in errors) or an already open
+    image; read errors become ImageError."""
     if isinstance(source, Image.Image):
         return source
-    path = Path(source)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+    if isinstance(source, (bytes, bytearray)):
+        path, fp = name, io.BytesIO(source)
+    else:
+        path = fp = Path(source)
+        if not path.is_file():
+            raise ImageError(f"{path}: no such file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(fp)
             check_pixels(*im.size)
             im.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{path}: cannot read image ({e})") from None
-    except OSError as e:
-        raise ImageError(f"{path}: cannot read image ({e})") from None
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError) as e:
+        raise ImageError(f"{path}: cannot read image ({str(e).replace(f' {fp!r}', '')})") from None
     return im
 
 

@@ -1,5 +1,6 @@
 """The command line: the commands work, errors are one line with a non-zero exit, outputs are safe."""
 
+import io
 import os
 import subprocess
 import sys
@@ -124,6 +125,43 @@ def test_roundtrip_prints_size_bpp_and_psnr(capsys, monkeypatch, image, tiny_wei
     code, out, _ = _run(capsys, "roundtrip", image, "--model", tiny_weights)
     assert code == 0 and "bpp" in out and "PSNR" in out
     assert opened == [image]  # the input is read once
+
+
+def test_dash_is_stdin_and_stdout(tmp_path, image, tiny_weights):
+    """`sicodec compress - - < in.png | sicodec decompress - - > out.png`: the same bytes and pixels as
+    through named files, and the status lines on stderr, off the binary stream."""
+    def cli(*args, stdin=b""):
+        r = subprocess.run([sys.executable, "-m", "sicodec.cli", *map(str, args)], input=stdin, capture_output=True)
+        assert r.returncode == 0, r.stderr
+        return r.stdout, r.stderr.decode()
+
+    sic, png = tmp_path / "a.sic", tmp_path / "a.png"
+    cli("compress", image, sic, "--model", tiny_weights)
+    cli("decompress", sic, png, "--model", tiny_weights)
+    data, err = cli("compress", "-", "-", "--model", tiny_weights, stdin=image.read_bytes())
+    assert data == sic.read_bytes() and "-: " in err and "bpp" in err
+    decoded, err = cli("decompress", "-", "-", "--model", tiny_weights, stdin=data)
+    assert decoded.startswith(b"\x89PNG") and "70x40" in err
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(decoded))), np.asarray(Image.open(png)))
+    assert "70x40" in cli("info", "-", stdin=data)[0].decode()
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "a.sic", "in.png"]
+
+
+def test_dash_refuses_a_terminal_and_bad_bytes(capsys, monkeypatch, tmp_path, image, tiny_weights):
+    class Terminal(io.BytesIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, err = _run(capsys, "compress", image, "-", "--model", tiny_weights)
+    assert code == 1 and "stdout is a terminal" in err and out == ""
+    monkeypatch.setattr(sys, "stdin", Terminal())
+    code, _, err = _run(capsys, "info", "-")
+    assert code == 1 and "stdin is a terminal" in err  # not a wait for typing
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"not an image")))
+    code, _, err = _run(capsys, "compress", "-", tmp_path / "x.sic", "--model", tiny_weights)
+    assert code == 1 and err == "sicodec: error: -: cannot read image (cannot identify image file)\n"
+    assert not (tmp_path / "x.sic").exists()
 
 
 def test_models_lists_the_registry(capsys):
