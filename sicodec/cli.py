@@ -66,8 +66,8 @@ def cmd_compress(a) -> None:
         model = _load(a)
         _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
         return
-    source = read_file(a.input) if is_stdio(a.input) else a.input
-    image = open_image(source, name=a.input)  # the image first: a bad one is the only message, before the model's notes
+    # the image first: a bad one is the only message, before the model's notes
+    image = open_image(read_file(a.input) if is_stdio(a.input) else a.input, name=a.input)
     out = check_output(a.output, a.force, inputs=[a.input])
     check_sic_name(out, "compress")
     _compress_one(a, _load(a), Path(a.input), out, image)
@@ -380,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = sub.add_parser("decompress", help=".sic file -> image (format from the extension: PNG, WebP lossless, JPEG and "
                                           "AVIF near-losslessly, TIFF, BMP, PPM, TGA or JPEG 2000), "
                                           "or a folder of .sic files -> a folder of PNG images")
-    q.add_argument("input", help=".sic file (- for stdin), or a folder: each .sic file in it is decoded to OUTPUT/NAME.png")
+    q.add_argument("input", help=".sic file (- for stdin), or a folder: each .sic file in it is decoded to "
+                                 "OUTPUT/NAME.png")
     q.add_argument("output", help="image file (- for PNG on stdout), or a folder (created if missing) when INPUT is a "
                                   "folder")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
