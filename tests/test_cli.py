@@ -211,5 +211,8 @@ def test_progressive_commands(capsys, tmp_path, image, sic_weights):
     assert code == 1 and "levels 1..2" in err
     code, _, err = _run(capsys, "truncate", full, tmp_path / "x.png", "--level", "1")
     assert code == 1 and "truncate writes a .sic file" in err and not (tmp_path / "x.png").exists()
+    piped = subprocess.run([sys.executable, "-m", "sicodec.cli", "truncate", "-", "-", "--level", "2"],
+                           input=full.read_bytes(), capture_output=True)
+    assert piped.returncode == 0 and piped.stdout == part.read_bytes() and b"level 2" in piped.stderr
     code, _, err = _run(capsys, "compress", image, tmp_path / "b.sic", "--model", sic_weights, "--bpp", "0.0001")
     assert code == 1 and "no level fits" in err
