@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 
 from .errors import SicodecError
-from .fileio import is_stdio, read_file
+from .fileio import IMAGE_EXTENSIONS, is_stdio, read_file
 from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
 from .models.hyperprior import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
@@ -91,9 +91,10 @@ def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
 
 
 def cmd_decompress(a) -> None:
-    from .fileio import check_output
+    from .fileio import IMAGE_OUTPUTS, check_output, output_format
 
     _check_device(a)
+    a.format = a.format and output_format(a.format)
 
     folder = Path(a.input)
     if not is_stdio(a.input) and folder.is_dir():
@@ -101,7 +102,8 @@ def cmd_decompress(a) -> None:
                         if p.is_file() and p.suffix.lower() == ".sic" and not p.name.startswith("."))
         if not inputs:
             raise SicodecError(f"{folder}: no .sic files")
-        _batch(a, inputs, ".png", "decompressed", lambda src, out: _decompress_one(a, src, out))
+        suffix = IMAGE_OUTPUTS[a.format or "PNG"][0]
+        _batch(a, inputs, suffix, "decompressed", lambda src, out: _decompress_one(a, src, out))
         return
     _decompress_one(a, folder, check_output(a.output, a.force, inputs=[a.input]))
 
@@ -113,14 +115,14 @@ def _decompress_one(a, src: Path, out: Path) -> None:
     if a.samples is not None and is_stdio(out):
         raise SicodecError("-: --samples writes several images; name an output file (OUT-1, OUT-2, ... follow)")
     check_output(out, a.force, inputs=[src])
-    image_format(out)
+    image_format(out, a.format)
     data = read_file(src)
     options = {k: v for k, v in (("level", a.level), ("mode", a.mode), ("seed", a.seed), ("device", a.device))
                if v is not None}
     if a.samples is None:
         t = time.perf_counter()
         image = decompress(data, model=a.model, **options)
-        save_image_atomic(image, out, overwrite=a.force)
+        save_image_atomic(image, out, overwrite=a.force, fmt=a.format)
         _done(out, f"{out}: {image.size[0]}x{image.size[1]} {image.mode}, {time.perf_counter() - t:.2f} s")
         return
     from .codec import decompress_samples
@@ -131,7 +133,7 @@ def _decompress_one(a, src: Path, out: Path) -> None:
     for name in names:
         check_output(name, a.force, inputs=[src])
     for name, image in zip(names, images):
-        save_image_atomic(image, name, overwrite=a.force)
+        save_image_atomic(image, name, overwrite=a.force, fmt=a.format)
         print(f"{name}: {image.size[0]}x{image.size[1]} {image.mode}")
 
 
@@ -379,11 +381,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("decompress", help=".sic file -> image (format from the extension: PNG, WebP lossless, JPEG and "
                                           "AVIF near-losslessly, TIFF, BMP, PPM, TGA or JPEG 2000), "
-                                          "or a folder of .sic files -> a folder of PNG images")
+                                          "or a folder of .sic files -> a folder of images (PNG unless --format)")
     q.add_argument("input", help=".sic file (- for stdin), or a folder: each .sic file in it is decoded to "
-                                 "OUTPUT/NAME.png")
-    q.add_argument("output", help="image file (- for PNG on stdout), or a folder (created if missing) when INPUT is a "
+                                 "OUTPUT/NAME.png (or the --format's extension)")
+    q.add_argument("output", help="image file (- for stdout), or a folder (created if missing) when INPUT is a "
                                   "folder")
+    q.add_argument("--format", help=f"image format ({IMAGE_EXTENSIONS.replace('.', '')}) instead of the output's "
+                                    "extension: for stdout (PNG by default) and folders")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")
     q.add_argument("--level", type=int, help="progressive files: decode levels 1..LEVEL (default: all present)")
     q.add_argument("--mode", choices=FILL_MODES,

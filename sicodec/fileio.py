@@ -135,22 +135,41 @@ def write_bytes_atomic(path, data: bytes, overwrite: bool = True) -> None:
     write_atomic(path, lambda f: f.write(data), overwrite)
 
 
-# The formats `decompress` writes, with their save options: each holds a decoded 8-bit RGB or grey image
-# at its size, the lossy ones near-losslessly (Pillow's JPEG default, quality 75 with 4:2:0 chroma, would
-# lose a second time). Others are refused: GIF keeps 256 colours, ICO and ICNS resize, PDF re-encodes.
-IMAGE_OUTPUTS = {"PNG": {}, "WEBP": {"lossless": True}, "JPEG": {"quality": 95, "subsampling": 0},
-                 "AVIF": {"quality": 95, "subsampling": "4:4:4"}, "TIFF": {}, "BMP": {}, "PPM": {}, "TGA": {},
-                 "JPEG2000": {}}
-IMAGE_EXTENSIONS = ".png .webp .jpg .avif .tif .bmp .ppm .tga .jp2"
+# The formats `decompress` writes, with the extension it gives them and their save options: each holds a
+# decoded 8-bit RGB or grey image at its size, the lossy ones near-losslessly (Pillow's JPEG default,
+# quality 75 with 4:2:0 chroma, would lose a second time). Others are refused: GIF keeps 256 colours, ICO
+# and ICNS resize, PDF re-encodes.
+IMAGE_OUTPUTS = {"PNG": (".png", {}), "WEBP": (".webp", {"lossless": True}),
+                 "JPEG": (".jpg", {"quality": 95, "subsampling": 0}),
+                 "AVIF": (".avif", {"quality": 95, "subsampling": "4:4:4"}), "TIFF": (".tif", {}),
+                 "BMP": (".bmp", {}), "PPM": (".ppm", {}), "TGA": (".tga", {}), "JPEG2000": (".jp2", {})}
+IMAGE_EXTENSIONS = " ".join(ext for ext, _ in IMAGE_OUTPUTS.values())
 
 
-def image_format(path: str | os.PathLike) -> str:
-    """The format an image written to `path` gets: from its extension (PNG without one), refused with a
-    one-line error when it is not one of IMAGE_OUTPUTS; checked before any decoding."""
+def output_format(name: str) -> str:
+    """The IMAGE_OUTPUTS format a `--format` value names, by format or extension (png, jpg, jpeg, tiff,
+    jp2, ...), or a one-line error."""
+    from PIL import Image
+
+    fmt = Image.registered_extensions().get("." + name.lower().lstrip("."), name.upper())
+    if fmt not in IMAGE_OUTPUTS:
+        raise SicodecError(f"--format {name}: not an output format; choose one of "
+                           f"{IMAGE_EXTENSIONS.replace('.', '')}")
+    return fmt
+
+
+def image_format(path: str | os.PathLike, fmt: str | None = None) -> str:
+    """The format an image written to `path` gets: `fmt` (an IMAGE_OUTPUTS key) or else its extension's
+    (PNG without one); a one-line error when it is not one of IMAGE_OUTPUTS or the two disagree. Checked
+    before any decoding."""
     from PIL import Image
 
     suffix = Path(path).suffix.lower()
-    fmt = Image.registered_extensions().get(suffix) if suffix else "PNG"
+    named = Image.registered_extensions().get(suffix) if suffix else None
+    if fmt and named and named != fmt:
+        raise SicodecError(f"{path}: the extension says {named} but --format asks for {fmt}; "
+                           f"name it {Path(path).with_suffix(IMAGE_OUTPUTS[fmt][0]).name}")
+    fmt = fmt or (named if suffix else "PNG")
     if fmt not in IMAGE_OUTPUTS:
         kind = f"{fmt} cannot hold the decoded image as it is" if fmt else "unknown image extension"
         raise SicodecError(f"{path}: {kind}; write one of {IMAGE_EXTENSIONS}")
@@ -169,10 +188,10 @@ def check_sic_name(path: str | os.PathLike, command: str) -> None:
                            f"{path.with_suffix('.sic').name} (sicodec decompress writes images)")
 
 
-def save_image_atomic(image, path, overwrite: bool = True) -> None:
-    """Save a PIL image in the format of `image_format(path)`, keeping its ICC profile."""
-    fmt = image_format(path)
-    kwargs = dict(IMAGE_OUTPUTS[fmt])
+def save_image_atomic(image, path, overwrite: bool = True, fmt: str | None = None) -> None:
+    """Save a PIL image in the format of `image_format(path, fmt)`, keeping its ICC profile."""
+    fmt = image_format(path, fmt)
+    kwargs = dict(IMAGE_OUTPUTS[fmt][1])
     if image.info.get("icc_profile"):
         kwargs["icc_profile"] = image.info["icc_profile"]
     write_atomic(path, lambda f: image.save(f, format=fmt, **kwargs), overwrite)

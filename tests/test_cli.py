@@ -61,6 +61,29 @@ def test_decompress_refuses_formats_that_would_change_the_image(capsys, tmp_path
     assert Image.open(tmp_path / "plain").format == "PNG"  # no extension: PNG
 
 
+def test_format_chooses_the_image_format_of_stdout_folders_and_bare_names(capsys, monkeypatch, tmp_path, image,
+                                                                          tiny_weights):
+    sic, png = tmp_path / "a.sic", tmp_path / "a.png"
+    assert _run(capsys, "compress", image, sic, "--model", tiny_weights)[0] == 0
+    assert _run(capsys, "decompress", sic, png, "--model", tiny_weights)[0] == 0
+    stdout = io.TextIOWrapper(io.BytesIO())
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert _run(capsys, "decompress", sic, "-", "--format", "webp", "--model", tiny_weights)[0] == 0
+    webp = Image.open(io.BytesIO(stdout.buffer.getvalue()))
+    assert webp.format == "WEBP" and np.array_equal(np.asarray(webp.convert("RGB")), np.asarray(Image.open(png)))
+    monkeypatch.undo()
+    assert _run(capsys, "decompress", tmp_path, tmp_path / "out", "--format", "JPEG", "--model", tiny_weights)[0] == 0
+    assert os.listdir(tmp_path / "out") == ["a.jpg"] and Image.open(tmp_path / "out" / "a.jpg").format == "JPEG"
+    assert _run(capsys, "decompress", sic, tmp_path / "bare", "--format", "tiff", "--model", tiny_weights)[0] == 0
+    assert Image.open(tmp_path / "bare").format == "TIFF"
+    for args, message in ((("-", "--format", "gif"), "--format gif: not an output format; choose one of png webp"),
+                          ((tmp_path / "b.png", "--format", "jpg"), "b.png: the extension says PNG but --format "
+                                                                     "asks for JPEG; name it b.jpg")):
+        code, out, err = _run(capsys, "decompress", sic, *args, "--model", tiny_weights)
+        assert code == 1 and err.count("\n") == 1 and message in err, args
+    assert sorted(os.listdir(tmp_path)) == ["a.png", "a.sic", "bare", "in.png", "out"]
+
+
 def test_sic_outputs_named_as_images_are_refused(capsys, tmp_path, image, tiny_weights):
     for name in ("a.png", "a.JPG", "a.webp"):  # .sic bytes under an image's name: no viewer could open them
         code, out, err = _run(capsys, "compress", image, tmp_path / name, "--model", tiny_weights)
