@@ -69,7 +69,11 @@ def _load_registered(name: str, quality: int | None = None) -> LatentCodecModel:
     spec = resolve(name, quality)
     found = find_weights(spec)
     if found is None:
-        raise ModelError(f"no weights for {spec.name} are installed (looked in: {', '.join(map(str, weights_dirs()))})")
+        family = [s for s in REGISTRY.values() if spec.quality and s.quality and s.arch == spec.arch]
+        installed = [str(s.quality) for s in family if find_weights(s) is not None]
+        hint = f"installed qualities: {', '.join(installed)}; " if installed else ""
+        raise ModelError(f"no weights for {spec.name} are installed ({hint}looked in: "
+                         f"{', '.join(map(str, weights_dirs()))})")
     m = _load_file(str(found.resolve()), found.stat().st_mtime)
     _name(m, spec.name)
     return m

@@ -138,3 +138,17 @@ def test_a_quality_for_a_model_without_qualities_says_so():
         resolve("hyperprior", 9)
     with pytest.raises(ModelError, match="^sic has no qualities: it is one model for all rates"):
         resolve("sic", 2)
+
+
+def test_a_missing_quality_names_the_installed_ones(tmp_path, monkeypatch, tiny_weights):
+    """`--quality 3` said only where it had looked; it now names the qualities that can be used."""
+    import sicodec.models.registry as registry
+
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.delenv("SICODEC_WEIGHTS", raising=False)
+    with pytest.raises(ModelError, match=r"^no weights for hyperprior-q3 are installed \(looked in: "):
+        sicodec.compress(Image.new("RGB", (8, 8)), model="hyperprior", quality=3)
+    for q in (2, 5):
+        shutil.copy(tiny_weights, tmp_path / f"hyperprior-q{q}.safetensors")
+    with pytest.raises(ModelError, match=r"^no weights for hyperprior-q3 are installed \(installed qualities: 2, 5; "):
+        sicodec.compress(Image.new("RGB", (8, 8)), model="hyperprior", quality=3)
