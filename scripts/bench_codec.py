@@ -1,6 +1,10 @@
 """Encode/decode time per Kodak image, coded vs estimated size, and raw ANS coder throughput.
 
-    python scripts/bench_codec.py [KODAK_DIR] [--model NAME_OR_FILE] [--threads N] [-o results/bench-codec.json]
+    python scripts/bench_codec.py [KODAK_DIR] [--model NAME_OR_FILE] [--threads N] [--return-freed-memory]
+                                  [-o results/bench-codec.json]
+
+Like the command line, it keeps freed memory for reuse (sicodec.memory); --return-freed-memory measures
+glibc's default instead.
 """
 
 import argparse
@@ -20,6 +24,7 @@ from sicodec.entropy import coding
 from sicodec.entropy.exact import ACT_BITS
 from sicodec.entropy.gaussian import coding_params, gaussian_tables
 from sicodec.entropy.ops import bits
+from sicodec.memory import keep_freed_memory
 
 
 def coder_throughput(n: int = 2_000_000) -> dict:
@@ -43,8 +48,10 @@ def main():
     p.add_argument("kodak", nargs="?", default="../shared/data/kodak")
     p.add_argument("--model", default="hyperprior")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--return-freed-memory", action="store_true", help="glibc's default: no keep_freed_memory()")
     p.add_argument("-o", "--output", default="results/bench-codec.json")
     a = p.parse_args()
+    kept = False if a.return_freed_memory else keep_freed_memory()
     torch.set_num_threads(a.threads)
     model = sicodec.load_model(a.model)
     rows = []
@@ -68,6 +75,7 @@ def main():
     thr = coder_throughput()
     print(f"mean: {mean}\ncoder: {thr}")
     result = {"model": model.name, "fingerprint": model.fingerprint().hex(), "threads": a.threads,
+              "freed_memory_kept": kept,
               "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
               "mean": mean, "coder": thr, "images": rows}
     Path(a.output).parent.mkdir(parents=True, exist_ok=True)

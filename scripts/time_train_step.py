@@ -11,6 +11,7 @@ import torch
 
 from sicodec.models.registry import build_model
 from sicodec.train.loop import make_loss
+from sicodec.memory import keep_freed_memory
 
 
 def main():
@@ -25,7 +26,9 @@ def main():
     p.add_argument("--no-lpips", action="store_true")
     p.add_argument("--compile", default="", help="comma-separated submodules to compile, e.g. g_a,g_s")
     p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--return-freed-memory", action="store_true", help="glibc's default: no keep_freed_memory()")
     a = p.parse_args()
+    kept = False if a.return_freed_memory else keep_freed_memory()
     torch.manual_seed(0)
     model = build_model(a.arch, **json.loads(a.config)).train()
     if a.channels_last:
@@ -48,7 +51,8 @@ def main():
         times.append(time.perf_counter() - t)
     params = sum(q.numel() for q in model.parameters()) / 1e6
     print(json.dumps({"arch": a.arch, "config": model.config, "params_M": round(params, 2), "batch": a.batch,
-                      "crop": a.crop, "bf16": a.bf16, "compile": a.compile or None, "channels_last": a.channels_last, "threads": torch.get_num_threads(),
+                      "crop": a.crop, "bf16": a.bf16, "compile": a.compile or None, "channels_last": a.channels_last,
+                      "freed_memory_kept": kept, "threads": torch.get_num_threads(),
                       "s_per_step": round(sum(times[2:]) / a.steps, 3)}))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import SicodecError
 from .fileio import IMAGE_EXTENSIONS, is_stdio, read_file
+from .memory import keep_freed_memory
 from .models.sic import DEFAULT_FILL_MODE, FILL_MODES
 from .models.hyperprior import QUANTIZATIONS
 from .train.svi import TRAINING_FILLS
@@ -553,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .image import SicodecNotice
 
+    keep_freed_memory()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)

@@ -161,7 +161,10 @@ def _init_worker(codec_name: str) -> None:
 def _one_thread_worker() -> None:
     import torch
 
+    from ..memory import keep_freed_memory
+
     torch.set_num_threads(1)  # the pool provides the parallelism; more threads per worker only contend
+    keep_freed_memory()
 
 
 def run_jobs(fn, jobs: list[tuple], workers: int, desc: str, progress: bool = True,

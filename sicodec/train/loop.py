@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..errors import SicodecError
+from ..memory import keep_freed_memory
 from ..models.registry import build_model
 from .data import ImageFolder
 from .loss import RateDistortionLoss
@@ -251,6 +252,7 @@ def train(
         raise SicodecError("steps, batch, checkpoint and log intervals must be positive, and so must the learning rate")
     if ema is not None and not 0 < ema < 1:
         raise SicodecError(f"the moving average's decay must lie between 0 and 1 (e.g. 0.999), not {ema}")
+    keep_freed_memory()
     world = _World()
     try:
         ckpt = _train(world, **options)
