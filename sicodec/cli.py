@@ -262,6 +262,7 @@ def _save_json(results: dict, path: str | None, force: bool) -> None:
 def cmd_eval(a) -> None:
     from .evaluate import evaluate_results
 
+    keep_freed_memory()
     _save_json(evaluate_results(a.model, a.folder, levels=a.levels, mode=a.mode, samples=a.samples,
                                 metrics=a.metrics.split(","), workers=a.workers, refine=a.refine), a.output, a.force)
 
@@ -269,6 +270,7 @@ def cmd_eval(a) -> None:
 def cmd_bench(a) -> None:
     from .bench.run import bench_classic
 
+    keep_freed_memory()
     qualities = [int(q) for q in a.qualities.split(",")] if a.qualities else None
     _save_json(bench_classic(a.codec, a.folder, qualities=qualities, metrics=a.metrics.split(","), workers=a.workers),
                a.output, a.force)
@@ -554,7 +556,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .image import SicodecNotice
 
-    keep_freed_memory()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
