@@ -3,7 +3,7 @@
     python scripts/bench_codec.py [KODAK_DIR] [--model NAME_OR_FILE] [--threads N] [--return-freed-memory]
                                   [-o results/bench-codec.json]
 
-Like the command line, it keeps freed memory for reuse (sicodec.memory); --return-freed-memory measures
+Like `sicodec eval`, it keeps freed memory for reuse (sicodec.memory); --return-freed-memory measures
 glibc's default instead.
 """
 

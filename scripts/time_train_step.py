@@ -9,9 +9,9 @@ import time
 
 import torch
 
+from sicodec.memory import keep_freed_memory
 from sicodec.models.registry import build_model
 from sicodec.train.loop import make_loss
-from sicodec.memory import keep_freed_memory
 
 
 def main():
