@@ -14,9 +14,9 @@ try:
 except OSError:
     HAS_MALLINFO2 = False
 
-# Run in a fresh process, so that the suite's own allocator is left alone. Prints, for one 64 MB block
-# before and after an entry point has started: whether it was mapped on its own, and whether its memory
-# stayed in the process after free().
+# Run in a fresh process, whose allocator starts at glibc's default (other tests train and evaluate in the
+# suite's own). Prints, for one 64 MB block before and after an entry point has started: whether it was
+# mapped on its own, and whether its memory stayed in the process after free().
 SCRIPT = """
 import ctypes, sys
 
