@@ -46,7 +46,8 @@ def _model_notes(model) -> None:
     if status == "untrained":
         _say(f"warning: model {model.name} is untrained (random weights); its reconstructions are not meaningful")
     elif status == "preliminary":
-        _say(f"note: model {model.name} is only briefly trained ({model.trained_steps} steps); final weights will do better")
+        _say(f"note: model {model.name} is preliminary ({model.trained_steps:,} training steps); later weights "
+             "will do better")
 
 
 def _check_device(a) -> None:

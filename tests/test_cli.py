@@ -134,6 +134,15 @@ def test_a_bad_input_is_the_only_message(capsys, tmp_path, monkeypatch, command)
         assert err.count("\n") == 1
 
 
+def test_a_preliminary_model_says_so_with_its_steps(capsys, tmp_path, image, tiny_model):
+    from sicodec.models.weights import save_weights
+
+    weights = tmp_path / "prelim.safetensors"
+    save_weights(tiny_model, weights, half=False, trained_steps=107300, status="preliminary")
+    code, _, err = _run(capsys, "compress", image, tmp_path / "a.sic", "--model", weights)
+    assert code == 0 and "note: model hyperprior-test is preliminary (107,300 training steps)" in err
+
+
 def test_wrong_weights_give_a_clear_refusal(capsys, tmp_path, image, tiny_weights):
     sic = tmp_path / "a.sic"
     _run(capsys, "compress", image, sic, "--model", tiny_weights)

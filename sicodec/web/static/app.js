@@ -126,7 +126,7 @@
     const m = selectedModel();
     const notes = [];
     if (m.status === "untrained") notes.push("untrained (random weights): its reconstructions are not meaningful");
-    else if (m.status === "preliminary") notes.push(`briefly trained (${m.trained_steps} steps)`);
+    else if (m.status === "preliminary") notes.push(`preliminary (${m.trained_steps.toLocaleString("en")} training steps)`);
     if (!m.progressive) notes.push("one level (not progressive): level, fill mode and seed do not apply");
     $("model-note").textContent = notes.join("; ");
     if (!state.job) {
