@@ -16,9 +16,9 @@ def keep_freed_memory() -> bool:
     A training step, or coding one Kodak-sized image after another, frees and allocates the same large
     activations again and again; by default each one is a fresh mapping from the system, paid for again
     in page faults and zeroed pages (about a quarter of a hyperprior training step on 2 CPU cores). The
-    process keeps its peak memory instead, and more of it: a 2048x2048 decode peaked at 2.4 GiB instead
-    of 1.5, so the commands that code one image of any size (compress, decompress, roundtrip, serve)
-    keep glibc's default. Returns whether it took effect: not off Linux, not without glibc's mallopt,
+    process keeps its peak memory instead, and more of it: a 2048x2048 decode peaked at 2.24 GiB instead
+    of 1.50 (docs/benchmarks.md), so the commands that code one image of any size (compress, decompress,
+    roundtrip, truncate, serve) keep glibc's default. Returns whether it took effect: not off Linux, not without glibc's mallopt,
     and not where the user set glibc's own variables (they win). `import sicodec` does not call it.
     """
     if not sys.platform.startswith("linux") or any(v in os.environ for v in ENV):
