@@ -57,11 +57,22 @@ def _check_device(a) -> None:
     transform_device(a.device)
 
 
+def _default_output(a, suffix: str) -> None:
+    """OUTPUT left out: the input's name with SUFFIX beside it (a folder's outputs go into the folder)."""
+    if a.output is not None:
+        return
+    if is_stdio(a.input):
+        raise SicodecError("-: the input is stdin, so name the output (- for stdout)")
+    src = Path(a.input)
+    a.output = str(src if src.is_dir() else src.with_suffix(suffix))
+
+
 def cmd_compress(a) -> None:
     from .fileio import check_output, check_sic_name
     from .image import list_image_files, open_image
 
     _check_device(a)
+    _default_output(a, ".sic")
 
     if not is_stdio(a.input) and Path(a.input).is_dir():
         inputs = [p for p in list_image_files(a.input) if not p.name.startswith(".")]
@@ -97,6 +108,7 @@ def cmd_decompress(a) -> None:
 
     _check_device(a)
     a.format = a.format and output_format(a.format)
+    _default_output(a, IMAGE_OUTPUTS[a.format or "PNG"][0])
 
     folder = Path(a.input)
     if not is_stdio(a.input) and folder.is_dir():
@@ -104,8 +116,7 @@ def cmd_decompress(a) -> None:
                         if p.is_file() and p.suffix.lower() == ".sic" and not p.name.startswith("."))
         if not inputs:
             raise SicodecError(f"{folder}: no .sic files")
-        suffix = IMAGE_OUTPUTS[a.format or "PNG"][0]
-        _batch(a, inputs, suffix, "decompressed", lambda src, out: _decompress_one(a, src, out))
+        _batch(a, inputs, IMAGE_OUTPUTS[a.format or "PNG"][0], "decompressed", lambda src, out: _decompress_one(a, src, out))
         return
     _decompress_one(a, folder, check_output(a.output, a.force, inputs=[a.input]))
 
@@ -373,7 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("compress", help="image -> .sic file (or a folder of images -> a folder of .sic files)")
     q.add_argument("input", help="image (- for stdin), or a folder: each image in it is compressed to OUTPUT/NAME.sic")
-    q.add_argument("output", help=".sic file (- for stdout), or a folder (created if missing) when INPUT is a folder")
+    q.add_argument("output", nargs="?",
+                   help=".sic file (- for stdout), or a folder (created if missing) when INPUT is a folder "
+                        "(default: beside the input, photo.png -> photo.sic)")
     model_args(q)
     q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
     q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
@@ -388,8 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
                                           "or a folder of .sic files -> a folder of images (PNG unless --format)")
     q.add_argument("input", help=".sic file (- for stdin), or a folder: each .sic file in it is decoded to "
                                  "OUTPUT/NAME.png (or the --format's extension)")
-    q.add_argument("output", help="image file (- for stdout), or a folder (created if missing) when INPUT is a "
-                                  "folder")
+    q.add_argument("output", nargs="?",
+                   help="image file (- for stdout), or a folder (created if missing) when INPUT is a folder "
+                        "(default: beside the input, photo.sic -> photo.png or the --format's extension)")
     q.add_argument("--format", help=f"image format ({IMAGE_EXTENSIONS.replace('.', '')}) instead of the output's "
                                     "extension: for stdout (PNG by default) and folders")
     q.add_argument("--model", default=None, help="weights to decode with (default: the model named in the file)")

@@ -84,6 +84,28 @@ def test_format_chooses_the_image_format_of_stdout_folders_and_bare_names(capsys
     assert sorted(os.listdir(tmp_path)) == ["a.png", "a.sic", "bare", "in.png", "out"]
 
 
+def test_the_output_defaults_to_the_inputs_name_beside_it(capsys, tmp_path, image, tiny_weights):
+    original = image.read_bytes()
+    assert _run(capsys, "compress", image, "--model", tiny_weights)[0] == 0
+    sic = tmp_path / "in.sic"
+    assert sic.read_bytes()[:4] == b"\x89SIC"
+    code, _, err = _run(capsys, "decompress", sic, "--model", tiny_weights)  # in.png is the user's own image
+    assert code == 1 and "in.png: already exists" in err and image.read_bytes() == original
+    assert _run(capsys, "decompress", sic, "--format", "webp", "--model", tiny_weights)[0] == 0
+    assert Image.open(tmp_path / "in.webp").format == "WEBP"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "b.png").write_bytes(original)
+    assert _run(capsys, "compress", folder, "--model", tiny_weights)[0] == 0  # a folder's outputs go into it
+    assert sorted(os.listdir(folder)) == ["b.png", "b.sic"]
+    (folder / "b.png").unlink()
+    assert _run(capsys, "decompress", folder, "--model", tiny_weights)[0] == 0
+    assert sorted(os.listdir(folder)) == ["b.png", "b.sic"]
+    for command in ("compress", "decompress"):  # stdin has no name to derive one from
+        code, _, err = _run(capsys, command, "-", "--model", tiny_weights)
+        assert code == 1 and err.count("\n") == 1 and "the input is stdin, so name the output" in err, command
+
+
 def test_sic_outputs_named_as_images_are_refused(capsys, tmp_path, image, tiny_weights):
     for name in ("a.png", "a.JPG", "a.webp"):  # .sic bytes under an image's name: no viewer could open them
         code, out, err = _run(capsys, "compress", image, tmp_path / name, "--model", tiny_weights)
