@@ -32,7 +32,10 @@ def _done(out, line: str) -> None:
 
 
 def _load(a):
-    from .codec import DEFAULT_MODEL, default_model, load_model
+    from .codec import DEFAULT_MODEL, default_model, installed_qualities, load_model
+
+    if getattr(a, "bpp", None) is not None and a.quality is None and installed_qualities(a.model):
+        return a.model  # a family: compress() picks the quality that fits, and its notes follow the file
 
     if a.model is None and default_model() != DEFAULT_MODEL:
         _say(f"note: no weights for the default model {DEFAULT_MODEL} are installed; using {default_model()}")
@@ -89,7 +92,7 @@ def cmd_compress(a) -> None:
 def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
     """Compress SRC (or IMAGE, SRC already opened) into OUT."""
     from .bitstream import parse
-    from .codec import compress
+    from .codec import compress, load_model
     from .fileio import check_output, write_bytes_atomic
 
     check_output(out, a.force, inputs=[src])
@@ -99,6 +102,8 @@ def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
+    if isinstance(model, str):
+        _model_notes(load_model(h.model))
     _done(out, f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
                f"model {h.model}, {dt:.2f} s")
 
@@ -389,7 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: beside the input, photo.png -> photo.sic)")
     model_args(q)
     q.add_argument("--level", type=int, help="progressive models: keep levels 1..LEVEL")
-    q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp")
+    q.add_argument("--bpp", type=float, help="progressive models: the highest level whose file fits this bpp; a "
+                                             "family without --quality (hyperprior): its highest quality that fits")
     q.add_argument("--seed", type=int, default=0, help="sampling seed stored in the file (default 0)")
     refine_arg(q)
     device_arg(q, "analysis")

@@ -19,7 +19,7 @@ from .errors import FormatError, LimitError, ModelError, ModelMismatchError
 from .fileio import read_file
 from .image import max_pixels, prepare, to_pil
 from .models.base import LatentCodecModel, float32_defaults
-from .models.registry import REGISTRY, find_weights, resolve, weights_dirs
+from .models.registry import REGISTRY, family_members, find_weights, resolve, weights_dirs
 from .models.sic import DEFAULT_FILL_MODE
 
 DEFAULT_MODEL = "sic"
@@ -69,14 +69,18 @@ def _load_registered(name: str, quality: int | None = None) -> LatentCodecModel:
     spec = resolve(name, quality)
     found = find_weights(spec)
     if found is None:
-        family = [s for s in REGISTRY.values() if spec.quality and s.quality and s.arch == spec.arch]
-        installed = [str(s.quality) for s in family if find_weights(s) is not None]
+        installed = [str(s.quality) for s in installed_qualities(spec.arch)] if spec.quality else []
         hint = f"installed qualities: {', '.join(installed)}; " if installed else ""
         raise ModelError(f"no weights for {spec.name} are installed ({hint}looked in: "
                          f"{', '.join(map(str, weights_dirs()))})")
     m = _load_file(str(found.resolve()), found.stat().st_mtime)
     _name(m, spec.name)
     return m
+
+
+def installed_qualities(name) -> list:
+    """The installed qualities of model family `name` ('hyperprior'), lowest rate first; [] for no family."""
+    return [s for s in family_members(name) if s.quality is not None and find_weights(s) is not None]
 
 
 def list_models() -> list[dict]:
@@ -114,19 +118,25 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
     """Image (path or PIL image) -> .sic bytes.
 
     Progressive models (SIC): `level` keeps levels 1..level; `bpp` keeps the highest level whose
-    real file size fits the target; `seed` is stored for the decoder's sampling. `device` ('cuda')
-    runs the analysis transform there (default: the CPU; a model object passed in stays where it is).
+    real file size fits the target; `seed` is stored for the decoder's sampling. A family named without
+    a quality (model='hyperprior') with `bpp`: the file of its highest installed quality that fits.
+    `device` ('cuda') runs the analysis transform there (default: the CPU; a model object passed in
+    stays where it is).
     `refine` > 0 (hyperprior models) spends that many optimisation steps per tile searching for latents
     that code the image better (slower encoding, smaller files for the same quality; see
     `sicodec.models.refine`).
     """
+    if bpp is not None and not (math.isfinite(bpp) and bpp > 0):
+        raise ModelError(f"bpp must be a positive number, not {bpp}")
+    if bpp is not None and level is None and quality is None and isinstance(model, str) and not Path(model).is_file():
+        if members := installed_qualities(model):
+            return _compress_to_fit(image, members, bpp, seed=seed, device=device, refine=refine, **options)
     m = load_model(model, quality)
     _place_transforms(m, model, device)
     if (level is not None or bpp is not None) and not m.progressive:
-        raise ModelError(f"{m.name} is not progressive: --level and --bpp need a SIC model")
+        raise ModelError(f"{m.name} is not progressive: --level needs a SIC model, and --bpp a SIC model or a "
+                         "family without --quality (--model hyperprior)")
     _check_level(m, level)
-    if bpp is not None and not (math.isfinite(bpp) and bpp > 0):
-        raise ModelError(f"bpp must be a positive number, not {bpp}")
     _check_seed(seed)
     if refine:
         check_refine(m, refine)
@@ -148,6 +158,24 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
         level = fits[-1] if level is None else min(level, fits[-1])
     data = f.to_bytes()
     return truncate(data, level) if level is not None else data
+
+
+def _compress_to_fit(image, members: list, bpp: float, **options) -> bytes:
+    """The file of the highest quality among `members` (lowest rate first) whose real size fits `bpp`.
+    Rate grows with quality, so a bisection codes about log2(len(members)) of them."""
+    lo, hi, best = 0, len(members) - 1, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        data = compress(image, members[mid].name, **options)
+        h = parse(data).header
+        rate = 8 * len(data) / (h.width * h.height)
+        if rate <= bpp:
+            best, lo = data, mid + 1
+        elif mid == 0:
+            raise ModelError(f"no quality of {members[0].arch} fits {bpp} bpp ({members[0].name} needs {rate:.4f} bpp)")
+        else:
+            hi = mid - 1
+    return best
 
 
 def check_padded_pixels(width: int, height: int, stride: int) -> None:

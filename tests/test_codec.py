@@ -210,3 +210,27 @@ def test_callers_float_settings_change_neither_files_nor_pixels(tiny_model, sett
             assert sicodec.decompress(data, model=model).tobytes() == pixels
         finally:
             undo()
+
+
+def test_bpp_with_a_family_keeps_its_highest_installed_quality_that_fits(capsys, tmp_path):
+    from sicodec.cli import main
+    from sicodec.errors import ModelError
+
+    rng = np.random.default_rng(3)
+    image = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((128, 128), Image.BICUBIC)
+    members = [m["name"] for m in sicodec.list_models() if m["arch"] == "hyperprior" and m["installed"]]
+    assert len(members) >= 3
+    files = {name: sicodec.compress(image, model=name) for name in members}
+    rates = [8 * len(files[name]) / 128**2 for name in members]
+    assert rates == sorted(rates)  # the bisection's premise: rate grows with quality
+    for i, name in enumerate(members):
+        target = rates[i] if i + 1 == len(members) else (rates[i] + rates[i + 1]) / 2
+        assert sicodec.compress(image, model="hyperprior", bpp=target) == files[name], name
+    with pytest.raises(ModelError, match=f"no quality of hyperprior fits .*\\({members[0]} needs {rates[0]:.4f} bpp"):
+        sicodec.compress(image, model="hyperprior", bpp=0.9 * rates[0])
+    with pytest.raises(ModelError, match="not progressive"):
+        sicodec.compress(image, model=members[-1], bpp=rates[-1])
+    image.save(tmp_path / "a.png")
+    assert main(["compress", str(tmp_path / "a.png"), "--model", "hyperprior", "--bpp", str(rates[1])]) == 0
+    out, err = capsys.readouterr()
+    assert f"model {members[1]}," in out and (tmp_path / "a.sic").read_bytes() == files[members[1]]

@@ -87,11 +87,16 @@ def build_model(arch: str, **config) -> LatentCodecModel:
         raise ModelError(f"invalid configuration for {arch}: {e}") from None
 
 
+def family_members(name: str) -> list[ModelSpec]:
+    """The registered models of family `name` ('hyperprior': its qualities, lowest rate first)."""
+    return [s for s in REGISTRY.values() if s.arch == name or s.name.rsplit("-q", 1)[0] == name]
+
+
 def resolve(name: str, quality: int | None = None) -> ModelSpec:
     """A registered model by full name ('hyperprior-q3') or by family and quality ('hyperprior', 3)."""
     if name in REGISTRY and quality is None:
         return REGISTRY[name]
-    family = [s for s in REGISTRY.values() if s.arch == name or s.name.rsplit("-q", 1)[0] == name]
+    family = family_members(name)
     if not family:
         raise ModelError(f"unknown model {name!r} (see `sicodec models`)")
     if quality is None:  # the best available member, else the middle one
