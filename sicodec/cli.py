@@ -113,7 +113,8 @@ def cmd_decompress(a) -> None:
 
     _check_device(a)
     a.format = a.format and output_format(a.format)
-    _default_output(a, IMAGE_OUTPUTS[a.format or "PNG"][0])
+    suffix = IMAGE_OUTPUTS[a.format or "PNG"][0]
+    _default_output(a, suffix)
 
     folder = Path(a.input)
     if not is_stdio(a.input) and folder.is_dir():
@@ -121,7 +122,7 @@ def cmd_decompress(a) -> None:
                         if p.is_file() and p.suffix.lower() == ".sic" and not p.name.startswith("."))
         if not inputs:
             raise SicodecError(f"{folder}: no .sic files")
-        _batch(a, inputs, IMAGE_OUTPUTS[a.format or "PNG"][0], "decompressed", lambda src, out: _decompress_one(a, src, out))
+        _batch(a, inputs, suffix, "decompressed", lambda src, out: _decompress_one(a, src, out))
         return
     _decompress_one(a, folder, check_output(a.output, a.force, inputs=[a.input]))
 
