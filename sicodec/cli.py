@@ -32,9 +32,9 @@ def _done(out, line: str) -> None:
 
 
 def _load(a):
-    from .codec import DEFAULT_MODEL, default_model, installed_qualities, load_model
+    from .codec import DEFAULT_MODEL, default_model, load_model, qualities_to_fit
 
-    if getattr(a, "bpp", None) is not None and a.quality is None and installed_qualities(a.model):
+    if qualities_to_fit(a.model, a.quality, getattr(a, "level", None), getattr(a, "bpp", None)):
         return a.model  # a family: compress() picks the quality that fits, and its notes follow the file
 
     if a.model is None and default_model() != DEFAULT_MODEL:

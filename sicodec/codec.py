@@ -83,6 +83,14 @@ def installed_qualities(name) -> list:
     return [s for s in family_members(name) if s.quality is not None and find_weights(s) is not None]
 
 
+def qualities_to_fit(model, quality: int | None, level: int | None, bpp: float | None) -> list:
+    """The installed qualities `compress` chooses among for a bpp target, lowest rate first: those of a
+    family named without a quality (model='hyperprior'); [] when `model` is one model."""
+    if bpp is None or level is not None or quality is not None or not isinstance(model, str) or Path(model).is_file():
+        return []
+    return installed_qualities(model)
+
+
 def list_models() -> list[dict]:
     """Registered models, with whether their weights are installed and their training status."""
     out = []
@@ -128,9 +136,8 @@ def compress(image, model: str | os.PathLike | LatentCodecModel | None = None, q
     """
     if bpp is not None and not (math.isfinite(bpp) and bpp > 0):
         raise ModelError(f"bpp must be a positive number, not {bpp}")
-    if bpp is not None and level is None and quality is None and isinstance(model, str) and not Path(model).is_file():
-        if members := installed_qualities(model):
-            return _compress_to_fit(image, members, bpp, seed=seed, device=device, refine=refine, **options)
+    if members := qualities_to_fit(model, quality, level, bpp):
+        return _compress_to_fit(image, members, bpp, seed=seed, device=device, refine=refine, **options)
     m = load_model(model, quality)
     _place_transforms(m, model, device)
     if (level is not None or bpp is not None) and not m.progressive:

@@ -18,8 +18,9 @@ def keep_freed_memory() -> bool:
     in page faults and zeroed pages (about a quarter of a hyperprior training step on 2 CPU cores). The
     process keeps its peak memory instead, and more of it: a 2048x2048 decode peaked at 2.24 GiB instead
     of 1.50 (docs/benchmarks.md), so the commands that code one image of any size (compress, decompress,
-    roundtrip, truncate, serve) keep glibc's default. Returns whether it took effect: not off Linux, not without glibc's mallopt,
-    and not where the user set glibc's own variables (they win). `import sicodec` does not call it.
+    roundtrip, truncate, serve) keep glibc's default. Returns whether it took effect: not off Linux, not
+    without glibc's mallopt, and not where the user set glibc's own variables (they win). `import sicodec`
+    does not call it.
     """
     if not sys.platform.startswith("linux") or any(v in os.environ for v in ENV):
         return False
