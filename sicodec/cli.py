@@ -102,7 +102,9 @@ def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
-    if isinstance(model, str):
+    noted = vars(a).setdefault("noted", set())  # a folder names each chosen quality's notes once
+    if isinstance(model, str) and h.model not in noted:
+        noted.add(h.model)
         _model_notes(load_model(h.model))
     _done(out, f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
                f"model {h.model}, {dt:.2f} s")

@@ -234,3 +234,9 @@ def test_bpp_with_a_family_keeps_its_highest_installed_quality_that_fits(capsys,
     assert main(["compress", str(tmp_path / "a.png"), "--model", "hyperprior", "--bpp", str(rates[1])]) == 0
     out, err = capsys.readouterr()
     assert f"model {members[1]}," in out and (tmp_path / "a.sic").read_bytes() == files[members[1]]
+    (tmp_path / "a.sic").unlink()
+    image.save(tmp_path / "b.png")
+    assert main(["compress", str(tmp_path), "--model", "hyperprior", "--bpp", str(rates[1])]) == 0
+    out, err = capsys.readouterr()
+    assert (tmp_path / "b.sic").read_bytes() == files[members[1]]
+    assert err.count(f"model {members[1]} is preliminary") == 1  # two files, one quality: its note once
