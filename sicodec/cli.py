@@ -32,19 +32,23 @@ def _done(out, line: str) -> None:
 
 
 def _load(a):
+    """The model to code with, or a family's name when --bpp picks its quality per file."""
     from .codec import DEFAULT_MODEL, default_model, load_model, qualities_to_fit
 
     if qualities_to_fit(a.model, a.quality, getattr(a, "level", None), getattr(a, "bpp", None)):
-        return a.model  # a family: compress() picks the quality that fits, and its notes follow the file
-
+        return a.model
     if a.model is None and default_model() != DEFAULT_MODEL:
         _say(f"note: no weights for the default model {DEFAULT_MODEL} are installed; using {default_model()}")
-    model = load_model(a.model, a.quality)
-    _model_notes(model)
-    return model
+    return load_model(a.model, a.quality)
 
 
-def _model_notes(model) -> None:
+def _model_notes(a, model) -> None:
+    """MODEL's status (untrained, preliminary), once per command and after its first output, so that an
+    error is never preceded by a note."""
+    noted = vars(a).setdefault("noted", set())
+    if model.name in noted:
+        return
+    noted.add(model.name)
     status = model.status
     if status == "untrained":
         _say(f"warning: model {model.name} is untrained (random weights); its reconstructions are not meaningful")
@@ -82,7 +86,7 @@ def cmd_compress(a) -> None:
         model = _load(a)
         _batch(a, inputs, ".sic", "compressed", lambda src, out: _compress_one(a, model, src, out))
         return
-    # the image first: a bad one is the only message, before the model's notes
+    # the image first: a bad one is the only message
     image = open_image(read_file(a.input) if is_stdio(a.input) else a.input, name=a.input)
     out = check_output(a.output, a.force, inputs=[a.input])
     check_sic_name(out, "compress")
@@ -102,12 +106,9 @@ def _compress_one(a, model, src: Path, out: Path, image=None) -> None:
     dt = time.perf_counter() - t
     write_bytes_atomic(out, data, overwrite=a.force)
     h = parse(data).header
-    noted = vars(a).setdefault("noted", set())  # a folder names each chosen quality's notes once
-    if isinstance(model, str) and h.model not in noted:
-        noted.add(h.model)
-        _model_notes(load_model(h.model))
     _done(out, f"{out}: {len(data)} bytes, {8 * len(data) / (h.width * h.height):.4f} bpp, {h.width}x{h.height}, "
                f"model {h.model}, {dt:.2f} s")
+    _model_notes(a, load_model(h.model) if isinstance(model, str) else model)
 
 
 def cmd_decompress(a) -> None:
@@ -260,6 +261,7 @@ def cmd_roundtrip(a) -> None:
     h, w = ref.pixels.shape[:2]
     print(f"{a.input}: {w}x{h}, model {model.name}: {len(data)} bytes, {8 * len(data) / (w * h):.4f} bpp, "
           f"PSNR {value:.2f} dB, encode {t1 - t0:.2f} s, decode {t2 - t1:.2f} s")
+    _model_notes(a, model)
 
 
 def _save_json(results: dict, path: str | None, force: bool) -> None:

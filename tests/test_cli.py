@@ -156,13 +156,17 @@ def test_a_bad_input_is_the_only_message(capsys, tmp_path, monkeypatch, command)
         assert err.count("\n") == 1
 
 
-def test_a_preliminary_model_says_so_with_its_steps(capsys, tmp_path, image, tiny_model):
+def test_a_preliminary_model_says_so_with_its_steps_after_its_output_and_never_before_an_error(
+        capsys, tmp_path, image, tiny_model):
     from sicodec.models.weights import save_weights
 
     weights = tmp_path / "prelim.safetensors"
     save_weights(tiny_model, weights, half=False, trained_steps=107300, status="preliminary")
-    code, _, err = _run(capsys, "compress", image, tmp_path / "a.sic", "--model", weights)
-    assert code == 0 and "note: model hyperprior-test is preliminary (107,300 training steps)" in err
+    code, out, err = _run(capsys, "compress", image, tmp_path / "a.sic", "--model", weights)
+    assert code == 0 and err == "sicodec: note: model hyperprior-test is preliminary (107,300 training steps); " \
+                                "later weights will do better\n" and out.startswith(f"{tmp_path / 'a.sic'}: ")
+    code, out, err = _run(capsys, "compress", image, tmp_path / "b.sic", "--model", weights, "--level", "2")
+    assert code == 1 and err.startswith("sicodec: error: hyperprior-test is not progressive") and err.count("\n") == 1
 
 
 def test_wrong_weights_give_a_clear_refusal(capsys, tmp_path, image, tiny_weights):
